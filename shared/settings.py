@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     voices_dir: Path | None = Field(None, description="Extra Piper voices (*.onnx + *.onnx.json).")
 
     # Queue and worker
+    device: str = Field("cpu", description="Worker device: cpu or cuda:N (set by `soundbox worker --device`).")
     max_attempts: int = Field(3, ge=1, le=10, description="Generation attempts per job (quality retries).")
     job_lease_seconds: int = Field(60, ge=5, description="A running job whose worker stops renewing this lease is recovered.")
     broker_visibility_timeout: int = Field(3600, ge=5, description="Seconds before an unacknowledged task is redelivered.")

@@ -1,0 +1,45 @@
+"""Shared FastAPI dependencies: settings, database session, object store, Redis, catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+
+import redis
+from fastapi import Depends
+from sqlmodel import Session
+
+from shared.catalog import ModelSpec, get_catalog
+from shared.db import get_engine
+from shared.settings import Settings, get_settings
+from shared.storage import ObjectStore, get_store
+
+
+def get_session() -> Iterator[Session]:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+@lru_cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+
+def get_redis(settings: Annotated[Settings, Depends(get_settings)]) -> redis.Redis:
+    return _redis(settings.redis_url)
+
+
+def get_object_store(settings: Annotated[Settings, Depends(get_settings)]) -> ObjectStore:
+    return get_store(settings)
+
+
+def get_models(settings: Annotated[Settings, Depends(get_settings)]) -> dict[str, ModelSpec]:
+    return get_catalog(settings)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
+CatalogDep = Annotated[dict[str, ModelSpec], Depends(get_models)]

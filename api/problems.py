@@ -1,0 +1,73 @@
+"""RFC 9457 problem+json responses for every error the API returns."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemException(Exception):
+    def __init__(self, status: int, detail: str, *, title: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any):
+        self.status, self.detail, self.headers, self.extra = status, detail, headers, extra
+        self.title = title or HTTPStatus(status).phrase
+
+
+def problem(request: Request, status: int, detail: str | None, title: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "instance": request.url.path, **extra}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def field_error(field: str, message: str, value: Any = None) -> RequestValidationError:
+    """A 422 naming one body field, shaped like pydantic's own errors."""
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message, "input": value}])
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for e in exc.errors():
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "json_invalid":
+            field, msg = "body", f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
+        else:
+            field, msg = _field_name(loc), e.get("msg", "invalid value")
+        errors.append({"field": field, "location": str(loc[0]) if loc else "body", "message": msg,
+                       "type": e.get("type")})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(request, 422, detail, title="Validation failed", errors=errors)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation(request, exc)
+
+    @app.exception_handler(ProblemException)
+    async def _on_problem(request: Request, exc: ProblemException) -> JSONResponse:
+        return problem(request, exc.status, exc.detail, exc.title, exc.headers, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(request, exc.status_code, str(exc.detail) if exc.detail else None,
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        import structlog
+
+        structlog.get_logger().exception("unhandled error", path=request.url.path)
+        return problem(request, 500, "internal error; it has been logged")

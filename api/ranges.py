@@ -1,0 +1,46 @@
+"""Serving objects from the store with HTTP Range support (single ranges, RFC 9110)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from api.problems import problem
+from shared.storage import ObjectStore
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _parse(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive, or None when the range cannot be satisfied."""
+    m = _RANGE.match(header.strip())
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":  # suffix: the last N bytes
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else None
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def serve_object(request: Request, store: ObjectStore, key: str, media_type: str,
+                 headers: dict[str, str] | None = None) -> Response:
+    size = store.size(key)
+    base = {"Accept-Ranges": "bytes", **(headers or {})}
+    header = request.headers.get("range")
+    if header and "," not in header:  # multi-range requests are answered with the whole object
+        span = _parse(header, size)
+        if span is None:
+            return problem(request, 416, f"range {header!r} not satisfiable for {size} bytes",
+                           headers={**base, "Content-Range": f"bytes */{size}"})
+        start, end = span
+        return StreamingResponse(store.stream(key, start, end), status_code=206, media_type=media_type,
+                                 headers={**base, "Content-Range": f"bytes {start}-{end}/{size}",
+                                          "Content-Length": str(end - start + 1)})
+    return StreamingResponse(store.stream(key), media_type=media_type,
+                             headers={**base, "Content-Length": str(size)})

@@ -1,0 +1,57 @@
+"""The Celery app shared by the API (which only sends tasks by name) and the workers.
+
+Priorities: the API speaks 0-9 with 9 first; Redis' transport pops priority 0 first, so the
+broker priority is ``9 - priority``. Late acknowledgement plus ``reject_on_worker_lost`` means a
+task whose worker dies is delivered again after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared.catalog import MODEL_IDS
+from shared.settings import get_settings
+
+GENERATE_TASK = "soundbox.generate"
+QUEUES = tuple(MODEL_IDS)  # one queue per model family: music, audio, magnet, voice
+
+
+def broker_priority(priority: int) -> int:
+    return 9 - priority
+
+
+def create_celery() -> Celery:
+    s = get_settings()
+    app = Celery("soundbox", broker=s.redis_url)
+    app.conf.update(
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue="music",
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": s.broker_visibility_timeout,
+            "priority_steps": list(range(10)),
+            "sep": ":",
+            "queue_order_strategy": "priority",
+            # Sweep for expired unacknowledged tasks every 10 s (not every 100 s).
+            "unacked_restore_throttle": 1,
+        },
+    )
+    return app
+
+
+celery_app = create_celery()
+
+
+def enqueue_job(job_id: str, queue: str, priority: int) -> None:
+    """Send a job to its model's queue (by task name, so senders never import worker code)."""
+    celery_app.send_task(GENERATE_TASK, args=[job_id], queue=queue, priority=broker_priority(priority),
+                         task_id=job_id)

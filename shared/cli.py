@@ -1,0 +1,201 @@
+"""The `soundbox` command: run the API, a worker, migrations, the local stack, or the analyzer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from shared.catalog import MODEL_IDS
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers, log_level="info",
+                proxy_headers=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    os.environ["SOUNDBOX_DEVICE"] = args.device
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    settings.numba_cache_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.numba_cache_dir))
+    from shared.logging import configure_logging
+
+    configure_logging("worker")
+    from worker.tasks import celery_app, warm_up
+
+    warm_up()
+    queues = ",".join(args.queues)
+    celery_app.worker_main([
+        "worker", "--queues", queues, "--concurrency", str(args.concurrency), "--pool", "threads",
+        "--hostname", f"soundbox-{args.device.replace(':', '')}-{os.getpid()}@%h", "--loglevel", args.loglevel,
+        "--without-gossip", "--without-mingle",
+    ])
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from shared.migrate import upgrade_head
+    from shared.settings import get_settings
+
+    upgrade_head(get_settings().database_url)
+    print("database is at the latest migration")
+
+
+def cmd_services(args: argparse.Namespace) -> None:
+    from shared.devstack import ensure_postgres, ensure_redis
+    from shared.settings import get_settings
+
+    s = get_settings()
+    ensure_redis(s.redis_url)
+    ensure_postgres(s.database_url)
+    print("Redis and PostgreSQL are running")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from shared.audio.quality import analyze_file
+
+    failed = False
+    for path in args.files:
+        try:
+            report = analyze_file(path, args.kind).to_dict()
+        except Exception as exc:  # unreadable file: say which, go on with the rest
+            failed = True
+            print(json.dumps({"file": path, "error": f"{type(exc).__name__}: {exc}"}) if args.json
+                  else f"{path}: cannot analyze: {exc}", file=sys.stdout if args.json else sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"file": path, **report}))
+        else:
+            verdict = "good" if report["is_good"] else "BAD"
+            print(f"{path}: score {report['score']:.1f} ({verdict})")
+            for issue in report["issues"]:
+                print(f"  - [{issue['severity']}] {issue['code']}: {issue['message']}")
+    sys.exit(1 if failed else 0)
+
+
+def _wait_ready(url: str, procs: list[subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise SystemExit(f"a service exited during start-up (code {p.returncode}); see the log above")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the API did not become ready at {url}")
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from shared.catalog import checkpoint_present, get_catalog
+    from shared.settings import get_settings
+
+    cmd_services(args)
+    cmd_migrate(args)
+    settings = get_settings()
+    env = dict(os.environ)
+    if "SOUNDBOX_CATALOG" not in os.environ:
+        default = get_catalog(settings.model_copy(update={"catalog": "default"}))
+        missing = [s.checkpoint for s in default.values() if not checkpoint_present(s, settings)]
+        env["SOUNDBOX_CATALOG"] = "tiny" if missing else "default"
+        if missing:
+            print(f"[soundbox] weights not found for {', '.join(missing)}: using the TINY catalog "
+                  "(random-weight models of the real architectures: expect noise, not music)")
+        else:
+            print("[soundbox] using the DEFAULT catalog (real checkpoints found)")
+    else:
+        print(f"[soundbox] using the {env['SOUNDBOX_CATALOG'].upper()} catalog (SOUNDBOX_CATALOG)")
+    exe = [sys.executable, "-m", "shared.cli"]
+    procs = [
+        subprocess.Popen([*exe, "worker", "--device", args.device], env=env),
+        subprocess.Popen([*exe, "api", "--host", args.host, "--port", str(args.port)], env=env),
+    ]
+
+    def stop(*_):
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    _wait_ready(base + "/readyz", procs, timeout=120)
+    print(f"""
+Sound Box is up.
+  API docs:  {base}/docs
+  Try it:
+    curl -s -X POST {base}/v1/generations -H 'Content-Type: application/json' \\
+      -d '{{"model": "music", "prompt": "calm acoustic guitar, folk style", "duration": 4}}'
+    # then: curl -s {base}/v1/jobs/<id>   and   curl -s -o out.wav {base}/v1/sounds/<sound_id>/audio
+Press Ctrl-C to stop.
+""", flush=True)
+    while all(p.poll() is None for p in procs):
+        time.sleep(1)
+    stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="soundbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("api", help="run the HTTP API (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.set_defaults(func=cmd_api)
+
+    p = sub.add_parser("worker", help="run a generation worker (Celery)")
+    p.add_argument("--queues", type=lambda s: [q for q in s.split(",") if q], default=list(MODEL_IDS),
+                   help=f"comma-separated queues to serve (default: all of {','.join(MODEL_IDS)})")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs at once (one per GPU is right)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("services", help="start local Redis and PostgreSQL when not running")
+    p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("up", help="the local stack: services, migrations, API and one worker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("analyze", help="run the quality analyzer on audio files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--kind", choices=["music", "sfx", "speech"], default="music")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, per line")
+    p.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    for q in getattr(args, "queues", []) or []:
+        if q not in MODEL_IDS:
+            raise SystemExit(f"unknown queue {q!r}; queues: {', '.join(MODEL_IDS)}")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

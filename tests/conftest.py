@@ -1,0 +1,167 @@
+"""Test stack: a fresh PostgreSQL database migrated with Alembic, a private Redis database,
+and real API / worker processes started on demand. Services must be running (scripts/test.sh
+starts them); nothing here is faked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_TMP = Path(tempfile.mkdtemp(prefix="soundbox-tests-"))
+TEST_DB = "soundbox_test"
+TEST_ENV = {
+    "SOUNDBOX_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
+    "SOUNDBOX_REDIS_URL": "redis://127.0.0.1:6379/15",
+    "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage"),
+    # Tiny checkpoints and numba's cache outlive a run, so reruns start fast.
+    "SOUNDBOX_MODELS_DIR": str(ROOT / "var" / "test-models"),
+    "SOUNDBOX_NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
+    "NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
+    "SOUNDBOX_CATALOG": "tiny",
+    # Short timers so recovery after a killed worker happens within a test.
+    "SOUNDBOX_JOB_LEASE_SECONDS": "6",
+    "SOUNDBOX_BROKER_VISIBILITY_TIMEOUT": "10",
+    "SOUNDBOX_RECOVERY_INTERVAL": "2",
+}
+os.environ.update(TEST_ENV)  # before anything reads settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database() -> str:
+    import psycopg
+
+    from shared.migrate import upgrade_head
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    upgrade_head(TEST_ENV["SOUNDBOX_DATABASE_URL"])
+    return TEST_ENV["SOUNDBOX_DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    import redis
+
+    client = redis.Redis.from_url(TEST_ENV["SOUNDBOX_REDIS_URL"])
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+@pytest.fixture(scope="session")
+def api_url(database, redis_client) -> str:
+    port = free_port()
+    log = open(_TMP / "api.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url + "/readyz", proc)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def client(api_url):
+    import httpx
+
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+class Workers:
+    """Starts real `soundbox worker` processes and makes sure they are gone after the test."""
+
+    def __init__(self, redis_client):
+        self.redis = redis_client
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, queues: str = "music,audio,magnet,voice", timeout: float = 120) -> subprocess.Popen:
+        from shared import registry
+
+        log = open(_TMP / f"worker-{len(self.procs)}-{time.time():.0f}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--queues", queues],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                start_new_session=True)
+        self.procs.append(proc)
+        name = f"{socket.gethostname()}:{proc.pid}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}; log: {log.name}")
+            if self.redis.exists(registry.PREFIX + name):
+                return proc
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready; log: {log.name}")
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture
+def workers(redis_client, api_url):
+    w = Workers(redis_client)
+    yield w
+    w.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_worker(redis_client, api_url):
+    w = Workers(redis_client)
+    w.start()
+    yield w
+    w.stop_all()
+
+
+def wait_for_job(client, job_id: str, timeout: float = 120, until=("succeeded", "failed", "canceled")) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")

@@ -1,0 +1,92 @@
+"""The worker's reads and writes of job rows. Every state change is one conditional UPDATE, so
+two deliveries of the same task can never both run it: the first claims a lease, the other backs off.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+
+from shared.db import session_scope
+from shared.models import Job, JobStatus, Sound, utcnow
+
+RUNNING = JobStatus.running.value
+
+
+def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
+    """Take the job if it is queued, or running under an expired lease (its worker died)."""
+    now = utcnow()
+    with session_scope() as s:
+        return s.exec(
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .where((col(Job.status) == JobStatus.queued.value)
+                   | ((col(Job.status) == RUNNING) & (col(Job.lease_expires_at) < now)))
+            .values(status=RUNNING, worker=worker, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    started_at=func.coalesce(col(Job.started_at), now), deliveries=col(Job.deliveries) + 1)
+            .returning(Job)
+        ).first()
+
+
+def get(job_id: uuid.UUID) -> Job | None:
+    with session_scope() as s:
+        return s.get(Job, job_id)
+
+
+def heartbeat(job_id: uuid.UUID, worker: str, lease_seconds: int, progress: float | None = None) -> bool | None:
+    """Renew the lease (and store progress). Returns cancel_requested, or None when the lease was lost."""
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = func.greatest(col(Job.progress), progress)
+    with session_scope() as s:
+        row = s.exec(
+            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(**values).returning(col(Job.cancel_requested))
+        ).first()
+    return None if row is None else bool(row[0])
+
+
+def record_attempt(job_id: uuid.UUID, worker: str, attempt: dict[str, Any]) -> None:
+    with session_scope() as s:
+        s.exec(update(Job).where(col(Job.id) == job_id, col(Job.worker) == worker)
+               .values(attempts=col(Job.attempts) + 1, attempt_log=col(Job.attempt_log).op("||")([attempt])))
+
+
+def succeed(job_id: uuid.UUID, worker: str, sound: Sound) -> bool:
+    """Insert the sound and finish the job in one transaction, only while this worker holds it."""
+    with session_scope() as s:
+        job = s.exec(select(Job).where(col(Job.id) == job_id).with_for_update()).first()
+        if job is None or job.status != RUNNING or job.worker != worker:
+            return False
+        s.add(sound)
+        s.flush()
+        job.status, job.progress, job.finished_at = JobStatus.succeeded.value, 1.0, utcnow()
+        job.result_sound_id, job.lease_expires_at, job.error = sound.id, None, None
+        s.add(job)
+    return True
+
+
+def finish(job_id: uuid.UUID, worker: str | None, status: JobStatus, error: str) -> None:
+    """End a job failed or canceled (only while this worker holds it, when a worker is given)."""
+    with session_scope() as s:
+        q = update(Job).where(col(Job.id) == job_id, col(Job.status).in_([RUNNING, JobStatus.queued.value]))
+        if worker is not None:
+            q = q.where(col(Job.worker) == worker)
+        s.exec(q.values(status=status.value, error=error[:2000], finished_at=utcnow(), lease_expires_at=None))
+
+
+def expired_leases(limit: int = 50) -> list[Job]:
+    """Running jobs whose worker stopped renewing its lease, locked so one worker recovers each."""
+    with session_scope() as s:
+        jobs = s.exec(
+            select(Job).where(col(Job.status) == RUNNING, col(Job.lease_expires_at) < utcnow())
+            .order_by(col(Job.lease_expires_at)).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        for job in jobs:  # requeue: a fresh delivery will claim it
+            job.status, job.worker, job.lease_expires_at = JobStatus.queued.value, None, None
+            s.add(job)
+        return list(jobs)

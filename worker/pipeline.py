@@ -1,0 +1,209 @@
+"""One job from claim to stored sound: generate, check quality (regenerate while broken),
+post-process each clip, store, record. Steps after generation work per item, so a batched
+``generate()`` can feed them unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from shared.audio.io import encode_wav
+from shared.audio.loop import loop_crossfade_seconds, make_loopable
+from shared.audio.loudness import normalize_loudness
+from shared.audio.quality import QualityReport, analyze
+from shared.audio.spectrogram import render_spectrogram_png
+from shared.catalog import ModelSpec
+from shared.models import JobStatus, Sound
+from shared.settings import Settings
+from shared.storage import ObjectStore, sound_keys
+from worker import jobstore
+from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
+from worker.model_cache import ModelCache
+
+log = structlog.get_logger()
+GENERATION_SHARE = 0.9  # progress 0..0.9 is generation, the rest post-processing
+
+
+class JobCanceled(Exception):
+    pass
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class JobMonitor:
+    """Renews the job's lease and writes progress from a background thread; tells the
+    generation loop (through ``check``) when the job was canceled or taken away."""
+
+    def __init__(self, job_id: uuid.UUID, worker: str, lease_seconds: int, interval: float = 0.5):
+        self.job_id, self.worker, self.lease = job_id, worker, lease_seconds
+        self.interval = interval
+        self.progress = 0.0
+        self.canceled = False
+        self.lost = False
+        self._written = -1.0
+        self._renewed = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-{job_id}", daemon=True)
+
+    def __enter__(self) -> JobMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            due = time.monotonic() - self._renewed > self.lease / 3
+            if self.progress == self._written and not due:
+                continue
+            try:
+                canceled = jobstore.heartbeat(self.job_id, self.worker, self.lease, self.progress)
+            except Exception as exc:  # database hiccup: try again next tick, the lease has slack
+                log.warning("heartbeat failed", job_id=str(self.job_id), error=str(exc))
+                continue
+            self._written, self._renewed = self.progress, time.monotonic()
+            if canceled is None:
+                self.lost = True
+            elif canceled:
+                self.canceled = True
+
+    def set_progress(self, value: float) -> None:
+        self.progress = max(self.progress, min(1.0, value))
+        self.check()
+
+    def check(self) -> None:
+        if self.canceled:
+            raise JobCanceled("canceled by request")
+        if self.lost:
+            raise LeaseLost("the job's lease was taken over")
+
+
+@dataclass
+class Candidate:
+    audio: GeneratedAudio
+    report: QualityReport
+    attempt: int
+
+
+def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings: Settings,
+                        monitor: JobMonitor) -> tuple[Candidate, list[dict]]:
+    """Generate, analyze, and regenerate with a new seed while the result is not good.
+    Returns the first good attempt, or the best-scoring one when none passes."""
+    duration = params.get("duration") or 0.0
+    if params.get("loopable"):
+        duration += loop_crossfade_seconds(duration, settings.loop_crossfade_seconds)
+    best: Candidate | None = None
+    log_entries: list[dict] = []
+    for attempt in range(settings.max_attempts):
+        seed = (params["seed"] + attempt) % 2**31
+        request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"))
+        share = GENERATION_SHARE / settings.max_attempts
+
+        def progress(p: float, _a: int = attempt) -> None:
+            # The first attempt may use the whole generation share; retries continue from there.
+            monitor.set_progress(p * GENERATION_SHARE if _a == 0 else min(GENERATION_SHARE, (_a + p) * share))
+
+        started = time.perf_counter()
+        audio = engine.generate([request], progress=progress)[0]
+        report = analyze(audio.samples, audio.sample_rate, spec.kind)
+        entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
+                 **report.to_dict()}
+        log_entries.append(entry)
+        jobstore.record_attempt(monitor.job_id, monitor.worker, entry)
+        log.info("attempt done", job_id=str(monitor.job_id), attempt=attempt + 1, score=report.score,
+                 is_good=report.is_good)
+        if best is None or report.score > best.report.score:
+            best = Candidate(audio, report, attempt + 1)
+        if report.is_good:
+            break
+        monitor.check()
+    assert best is not None
+    return best, log_entries
+
+
+@dataclass
+class Rendered:
+    wav: bytes
+    png: bytes
+    duration: float
+    sample_rate: int
+    channels: int
+
+
+def postprocess(audio: GeneratedAudio, params: dict, settings: Settings) -> Rendered:
+    """Loop (when asked), loudness-normalize, encode, draw the spectrogram: one clip."""
+    samples, sr = audio.samples, audio.sample_rate
+    if params.get("loopable"):
+        fade = loop_crossfade_seconds(params["duration"], settings.loop_crossfade_seconds)
+        samples = make_loopable(samples, sr, fade)
+    samples = normalize_loudness(samples, sr, settings.loudness_target_lufs, settings.true_peak_dbtp)
+    return Rendered(wav=encode_wav(samples, sr), png=render_spectrogram_png(samples, sr),
+                    duration=samples.shape[-1] / sr, sample_rate=sr, channels=samples.shape[0])
+
+
+def store_sound(store: ObjectStore, job_id: uuid.UUID, model: str, params: dict, rendered: Rendered,
+                report: QualityReport) -> Sound:
+    sound_id = uuid.uuid4()
+    audio_key, spectrogram_key = sound_keys(str(sound_id))
+    store.put(audio_key, rendered.wav, "audio/wav")
+    store.put(spectrogram_key, rendered.png, "image/png")
+    return Sound(id=sound_id, job_id=job_id, model=model, prompt=params["prompt"], duration=rendered.duration,
+                 sample_rate=rendered.sample_rate, channels=rendered.channels, loopable=bool(params.get("loopable")),
+                 quality_score=report.score, quality_is_good=report.is_good,
+                 quality_issues=[i.to_dict() for i in report.issues], audio_key=audio_key,
+                 spectrogram_key=spectrogram_key)
+
+
+def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
+            cache: ModelCache, store: ObjectStore) -> str:
+    """Run one job to a terminal state. Returns what happened (for logs and tests)."""
+    job = jobstore.claim(job_id, worker, settings.job_lease_seconds)
+    if job is None:
+        current = jobstore.get(job_id)
+        return f"skipped: {current.status if current else 'no such job'}"
+    bound = log.bind(job_id=str(job_id), model=job.model)
+    if job.deliveries > settings.max_attempts:
+        jobstore.finish(job_id, worker, JobStatus.failed,
+                        f"the job's worker stopped {job.deliveries - 1} times while running it; giving up")
+        return "failed: too many deliveries"
+    spec = catalog[job.model]
+    bound.info("job started", delivery=job.deliveries)
+    try:
+        with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
+            engine = cache.get(job.model)
+            monitor.check()
+            best, _ = generate_until_good(engine, spec, job.params, settings, monitor)
+            rendered = postprocess(best.audio, job.params, settings)
+            monitor.set_progress(0.97)
+            sound = store_sound(store, job_id, job.model, job.params, rendered, best.report)
+            monitor.check()
+        if not jobstore.succeed(job_id, worker, sound):
+            store.delete(sound.audio_key)
+            store.delete(sound.spectrogram_key)
+            return "lost: another delivery owns the job"
+        bound.info("job succeeded", sound_id=str(sound.id), score=best.report.score, attempt=best.attempt)
+        return "succeeded"
+    except JobCanceled:
+        jobstore.finish(job_id, worker, JobStatus.canceled, "canceled by request")
+        bound.info("job canceled while running")
+        return "canceled"
+    except LeaseLost:
+        bound.warning("lease lost; another delivery owns the job")
+        return "lost: lease taken over"
+    except ModelUnavailable as exc:
+        jobstore.finish(job_id, worker, JobStatus.failed, str(exc))
+        bound.error("model unavailable", error=str(exc))
+        return "failed"
+    except Exception as exc:
+        jobstore.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")
+        bound.exception("job failed")
+        return "failed"

@@ -1,0 +1,107 @@
+"""Celery task and worker lifecycle: the model cache, warm-up, presence, lease recovery."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from functools import lru_cache
+
+import redis
+import structlog
+from celery import signals
+
+from shared import registry
+from shared.catalog import get_catalog
+from shared.celery_app import GENERATE_TASK, celery_app, enqueue_job
+from shared.settings import get_settings
+from shared.storage import get_store
+from worker import jobstore
+from worker.model_cache import ModelCache
+from worker.pipeline import run_job
+
+log = structlog.get_logger()
+
+
+class WorkerRuntime:
+    """What one worker process owns: its name, models, store and background duties."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.catalog = get_catalog(self.settings)
+        self.cache = ModelCache(self.catalog, self.settings, self.settings.device)
+        self.store = get_store(self.settings)
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.queues: list[str] = []
+        self._stop = threading.Event()
+
+    def start_background(self, queues: list[str]) -> None:
+        self.queues = queues
+        threading.Thread(target=self._background, name="soundbox-background", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            registry.withdraw(self.redis, self.name)
+        except redis.RedisError:
+            pass
+
+    def _background(self) -> None:
+        interval = min(self.settings.recovery_interval, registry.TTL_SECONDS // 3)
+        while not self._stop.is_set():
+            try:
+                registry.announce(self.redis, self.name, {"queues": self.queues, "device": self.settings.device,
+                                                          "loaded": self.cache.loaded()})
+                self.recover_expired()
+            except Exception as exc:  # keep the loop alive through outages
+                log.warning("background duty failed", error=str(exc))
+            self._stop.wait(interval)
+
+    def recover_expired(self) -> None:
+        """Requeue running jobs whose worker died (lease expired) so another delivery runs them."""
+        for job in jobstore.expired_leases():
+            log.warning("recovering job with expired lease", job_id=str(job.id), worker=job.worker)
+            enqueue_job(str(job.id), self.catalog[job.model].queue, job.priority)
+
+
+@lru_cache
+def runtime() -> WorkerRuntime:
+    return WorkerRuntime()
+
+
+@celery_app.task(name=GENERATE_TASK)
+def generate(job_id: str) -> str:
+    rt = runtime()
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+    try:
+        return run_job(uuid.UUID(job_id), worker=rt.name, settings=rt.settings, catalog=rt.catalog,
+                       cache=rt.cache, store=rt.store)
+    finally:
+        structlog.contextvars.unbind_contextvars("job_id")
+
+
+@signals.worker_ready.connect
+def _on_ready(sender=None, **_) -> None:
+    rt = runtime()
+    queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
+    rt.start_background(queues)
+    log.info("worker ready", worker=rt.name, queues=queues, device=rt.settings.device, catalog=rt.settings.catalog)
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(**_) -> None:
+    runtime().stop()
+
+
+def warm_up() -> None:
+    """Pay one-off costs before the first job: librosa/numba compilation, tiny checkpoints."""
+    from shared.audio.spectrogram import warm_up as warm_spectrogram
+
+    rt = runtime()
+    warm_spectrogram()
+    if rt.settings.catalog == "tiny":
+        from worker.engines.tiny import ensure_tiny_checkpoints
+
+        ensure_tiny_checkpoints(rt.settings.models_dir / "tiny")
