@@ -108,11 +108,13 @@ class Workers:
         self.redis = redis_client
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, queues: str = "music,audio,magnet,voice", timeout: float = 120) -> subprocess.Popen:
+    def start(self, queues: str = "music,audio,magnet,voice", concurrency: int = 1,
+              timeout: float = 120) -> subprocess.Popen:
         from shared import registry
 
         log = open(_TMP / f"worker-{len(self.procs)}-{time.time():.0f}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--queues", queues],
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--queues", queues,
+                                 "--concurrency", str(concurrency)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
                                 start_new_session=True)
         self.procs.append(proc)
