@@ -17,7 +17,7 @@ MAX_CHANNELS = 64
 
 
 def as_channels(samples: np.ndarray) -> np.ndarray:
-    """Return ``samples`` as a C-contiguous float32 ``(channels, n)`` array (no copy if possible)."""
+    """Return ``samples`` as a contiguous float32 ``(channels, n)`` array (no copy if possible)."""
     arr = np.asarray(samples)
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
@@ -27,8 +27,8 @@ def as_channels(samples: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"audio has {arr.shape[0]} channels; expected (channels, n) - was (n, channels) passed?"
         )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"audio must be numeric, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"audio must be floating point in [-1, 1], got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -68,9 +68,20 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
 
 
 def decode_audio(data: bytes | str | Path) -> tuple[np.ndarray, int]:
-    """Decode any format libsndfile reads (bytes or a path) to ``((channels, n) float32, rate)``."""
+    """Decode any format libsndfile reads (bytes or a path) to ``((channels, n) float32, rate)``.
+
+    Raises FileNotFoundError for a missing path and ValueError for undecodable data.
+    """
     import soundfile as sf
 
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    audio, sample_rate = sf.read(source, dtype="float32", always_2d=True)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(data)
+    else:
+        source = Path(data)
+        if not source.is_file():
+            raise FileNotFoundError(f"no such audio file: {source}")
+    try:
+        audio, sample_rate = sf.read(source, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        raise ValueError(f"cannot decode audio: {exc}") from exc
     return np.ascontiguousarray(audio.T), int(sample_rate)

@@ -21,6 +21,7 @@ BACKGROUND = "#1a1a2e"
 FOREGROUND = "#d8d8e8"
 N_MELS = 128
 MAX_FREQ = 8000.0
+N_FFT = 2048
 HOP_LENGTH = 512
 FIGSIZE = (10.0, 3.0)
 DPI = 100
@@ -34,9 +35,11 @@ def mel_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     y = to_mono(samples)
     if y.size == 0:
         raise ValueError("cannot draw a spectrogram of empty audio")
+    if y.size < N_FFT:  # pad very short clips to one analysis frame
+        y = np.pad(y, (0, N_FFT - y.size))
     fmax = min(MAX_FREQ, sample_rate / 2.0)
     mel = librosa.feature.melspectrogram(
-        y=y, sr=sample_rate, n_mels=N_MELS, fmax=fmax, hop_length=HOP_LENGTH
+        y=y, sr=sample_rate, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, fmax=fmax
     )
     return librosa.power_to_db(mel, ref=np.max), fmax
 

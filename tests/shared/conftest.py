@@ -28,19 +28,24 @@ class Signals:
         return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
 
     @classmethod
-    def chord(cls, seconds=4.0, sr=SR, amp=0.2) -> np.ndarray:
+    def chord(cls, seconds=4.0, sr=SR, amp=0.15) -> np.ndarray:
         """Music-like: a progression of triads with harmonics, note attacks and decays."""
         t = cls.times(seconds, sr)
-        out = np.zeros_like(t)
         progression = [(261.63, 329.63, 392.0), (220.0, 261.63, 329.63), (174.61, 220.0, 261.63)]
-        note = 0.5
-        for i, start in enumerate(np.arange(0.0, seconds, note)):
-            local = t - start
-            active = local >= 0
-            envelope = np.where(active, (1 - np.exp(-local / 0.01)) * np.exp(-local / 0.6), 0.0)
-            for f0 in progression[i % len(progression)]:
-                for harmonic, weight in ((1, 1.0), (2, 0.4), (3, 0.2)):
-                    out += amp * weight * envelope * np.sin(2 * np.pi * f0 * harmonic * t)
+        voicings = [
+            sum(
+                weight * np.sin(2 * np.pi * f0 * harmonic * t)
+                for f0 in triad
+                for harmonic, weight in ((1, 1.0), (2, 0.4), (3, 0.2))
+            )
+            for triad in progression
+        ]
+        out = np.zeros_like(t)
+        for i, start in enumerate(np.arange(0.0, seconds, 0.5)):
+            first = int(start * sr)
+            local = t[first:] - start  # attack 10 ms, decay 0.6 s
+            envelope = (1 - np.exp(-local / 0.01)) * np.exp(-local / 0.6)
+            out[first:] += amp * envelope * voicings[i % len(voicings)][first:]
         return out.astype(np.float32)
 
     @classmethod
