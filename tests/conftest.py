@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-_TMP = Path(tempfile.mkdtemp(prefix="soundbox-tests-"))
+_TMP = Path(tempfile.gettempdir()) / f"soundbox-tests-{os.getpid()}"  # logs and the object store
 TEST_DB = "soundbox_test"
 TEST_ENV = {
     "SOUNDBOX_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
@@ -83,6 +83,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 @pytest.fixture(scope="session")
 def api_url(database, redis_client) -> str:
     port = free_port()
+    _TMP.mkdir(parents=True, exist_ok=True)
     log = open(_TMP / "api.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())

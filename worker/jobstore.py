@@ -21,7 +21,7 @@ def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
     """Take the job if it is queued, or running under an expired lease (its worker died)."""
     now = utcnow()
     with session_scope() as s:
-        return s.exec(
+        return s.scalars(
             update(Job)
             .where(col(Job.id) == job_id)
             .where((col(Job.status) == JobStatus.queued.value)

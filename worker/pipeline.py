@@ -175,10 +175,10 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
         jobstore.finish(job_id, worker, JobStatus.failed,
                         f"the job's worker stopped {job.deliveries - 1} times while running it; giving up")
         return "failed: too many deliveries"
-    spec = catalog[job.model]
     bound.info("job started", delivery=job.deliveries)
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
+            spec = catalog[job.model]
             engine = cache.get(job.model)
             monitor.check()
             best, _ = generate_until_good(engine, spec, job.params, settings, monitor)

@@ -1,0 +1,272 @@
+"""Code shared by the three audiocraft engines (MusicGen, AudioGen, MAGNeT).
+
+Each engine loads its model with the library's own ``get_pretrained`` from a local directory:
+the tiny catalog's generated checkpoints, an operator-placed ``<models_dir>/<hub id>``, or a
+Hugging Face hub cache snapshot (loaded offline). A missing checkpoint raises
+``ModelUnavailable`` at once, naming what to download and where to put it.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from abc import abstractmethod
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from shared.catalog import AUDIOCRAFT_FILES, ModelSpec, hub_cache_dir, local_checkpoint_dir
+from shared.settings import Settings
+from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable, ProgressFn
+
+
+# --- attention: serve audiocraft's xformers path with torch SDPA --------------------------------
+
+def _sdpa_memory_efficient_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                                     attn_bias: Any = None, p: float = 0.0, scale: float | None = None,
+                                     *, op: Any = None, output_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``xformers.ops.memory_efficient_attention`` computed by ``scaled_dot_product_attention``.
+
+    Layout [B, T, H, D] in and out (SDPA wants [B, H, T, D]). ``attn_bias`` is None, an additive
+    tensor bias broadcastable to [B, H, Tq, Tk] (MAGNeT's restricted-context mask), or an
+    xformers ``AttentionBias``: ``LowerTriangularMask`` (the causal mask of MusicGen/AudioGen)
+    maps to ``is_causal``; any other one is materialized to a tensor. ``op`` (an xformers
+    kernel choice) has no meaning here and is ignored.
+    """
+    from xformers.ops import AttentionBias, LowerTriangularMask
+
+    q, k, v = (x.transpose(1, 2) for x in (query, key, value))
+    mask, causal = None, False
+    if isinstance(attn_bias, LowerTriangularMask):
+        causal = True  # top-left aligned in both libraries
+    elif isinstance(attn_bias, AttentionBias):
+        shape = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        mask = attn_bias.materialize(shape, dtype=q.dtype, device=q.device)
+    elif attn_bias is not None:
+        mask = attn_bias.to(q.dtype)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal, scale=scale)
+    out = out.transpose(1, 2)
+    return out if output_dtype is None else out.to(output_dtype)
+
+
+class _SdpaOps:
+    """Stands in for the ``xformers.ops`` module inside audiocraft's transformer; only
+    ``memory_efficient_attention`` differs, everything else is the real xformers.ops."""
+
+    memory_efficient_attention = staticmethod(_sdpa_memory_efficient_attention)
+
+    def __init__(self, ops: Any):
+        self._ops = ops
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ops, name)
+
+
+def route_memory_efficient_attention_to_sdpa() -> None:
+    """Select audiocraft's 'xformers' attention backend and serve it with torch SDPA. Idempotent.
+
+    Why: MAGNeT restricts the self-attention of codebooks > 0 to a local window. audiocraft
+    applies (and trims the align-8 padding of) that mask only on its xformers path; its 'torch'
+    path passes ``is_causal`` instead and drops the mask. Official MAGNeT checkpoints select
+    the xformers backend on load anyway, but xformers' kernels do not load beside a torch they
+    were not built for (CPU here, or a newer CUDA torch). So audiocraft keeps the xformers path
+    and SDPA does the arithmetic, on CPU and GPU alike.
+
+    The backend is a process-wide setting read at every forward pass, so it is applied once,
+    before any audiocraft model is loaded: a model generating while another loads never sees
+    it change. For the causal MusicGen/AudioGen models both paths compute the same thing.
+    """
+    from audiocraft.modules import transformer
+
+    if not isinstance(transformer.ops, _SdpaOps):
+        transformer.ops = _SdpaOps(transformer.ops)
+    transformer.set_efficient_attention_backend("xformers")
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def resolve_checkpoint(spec: ModelSpec, settings: Settings, references: Sequence[str] = ()) -> str:
+    """A local directory holding ``spec``'s checkpoint, for ``get_pretrained``.
+
+    Tiny catalog: the generated checkpoints (created on first use). Otherwise, in order:
+    ``<models_dir>/<hub id>``, then the Hugging Face hub cache. ``references`` names the other
+    hub repositories the official checkpoint loads (EnCodec, T5), for the error message.
+    """
+    if settings.catalog == "tiny":
+        from worker.engines.tiny import ensure_tiny_checkpoints
+
+        ensure_tiny_checkpoints(settings.models_dir / "tiny")
+        return spec.checkpoint
+    local = local_checkpoint_dir(spec, settings)
+    if all((local / f).is_file() for f in AUDIOCRAFT_FILES):
+        return str(local)
+    snapshot = _hub_snapshot(spec.checkpoint)
+    if snapshot is not None:
+        return str(snapshot)
+    raise ModelUnavailable(f"{spec.checkpoint} is not on this machine: {_download_hint(spec.checkpoint, local, references)}")
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The hub cache snapshot directory holding both checkpoint files, if any (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub_root = hub_cache_dir(repo_id).parent  # honours HF_HOME / HF_HUB_CACHE as set now
+    paths = [try_to_load_from_cache(repo_id, f, cache_dir=hub_root) for f in AUDIOCRAFT_FILES]
+    if not all(isinstance(p, str) for p in paths):
+        return None
+    folders = {Path(p).parent for p in paths}
+    return folders.pop() if len(folders) == 1 else None
+
+
+def _download_hint(repo_id: str, local: Path, references: Sequence[str]) -> str:
+    """What to download and where to put it."""
+    commands = " && ".join(f"hf download {repo}" for repo in (repo_id, *references))
+    hint = (f"where there is internet, run `{commands}` (older huggingface_hub: "
+            f"`huggingface-cli download` instead of `hf download`) and copy the hub cache "
+            f"({hub_cache_dir(repo_id).parent}) to this machine, "
+            f"or put {' and '.join(AUDIOCRAFT_FILES)} in {local}")
+    if references:
+        hint += f" (the official checkpoint also loads {' and '.join(references)} from the hub cache)"
+    return hint
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Forbid hub network access while loading, so a missing file fails at once.
+
+    huggingface_hub reads HF_HUB_OFFLINE at import time, so its constant is switched as well.
+    """
+    from huggingface_hub import constants
+
+    saved_env, saved_flag = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved_flag
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+
+
+# --- engine --------------------------------------------------------------------------------------
+
+class AudiocraftEngine(Engine):
+    """Text to audio with an audiocraft ``BaseGenModel``.
+
+    A batch is generated in one ``generate()`` call at its longest duration; each clip is then
+    trimmed to its own duration. Only the first request's seed is used (``torch.manual_seed``):
+    the clips of a batch are sampled together, so their seeds are not independent.
+    """
+
+    references: tuple[str, ...] = ()  # other hub repos the official checkpoint loads
+
+    def __init__(self, spec: ModelSpec, settings: Settings, device: str):
+        super().__init__(spec, device)
+        name = resolve_checkpoint(spec, settings, self.references)
+        route_memory_efficient_attention_to_sdpa()
+        try:
+            with _hub_offline():
+                self.model = self.load_pretrained(name)
+        except OSError as e:  # e.g. t5-base or facebook/encodec_32khz missing from the hub cache
+            hint = _download_hint(spec.checkpoint, local_checkpoint_dir(spec, settings), self.references)
+            raise ModelUnavailable(f"{spec.checkpoint} could not be loaded offline from {name} ({e}): {hint}") from e
+
+    @abstractmethod
+    def load_pretrained(self, name: str) -> Any:
+        """Load the model with the library's own ``get_pretrained(name, device=...)``."""
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.sample_rate)
+
+    def set_duration(self, seconds: float) -> None:
+        """Prepare the model to generate at least ``seconds`` of audio."""
+        self.model.set_generation_params(duration=self._generation_duration(seconds))
+
+    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+        if not requests:
+            return []
+        for r in requests:
+            if not r.duration > 0:
+                raise ValueError(f"duration must be positive, got {r.duration}")
+        longest = max(r.duration for r in requests)
+        self.set_duration(longest)
+        report = progress or (lambda _: None)
+        self.model.set_custom_progress_callback(_ProgressMapper(report, *self._windows(self.model.duration)))
+        torch.manual_seed(requests[0].seed)
+        try:
+            with torch.inference_mode():
+                # progress=True makes audiocraft call the custom callback (it prints without one)
+                wav = self.model.generate([r.prompt for r in requests], progress=True)
+        finally:
+            self.model.set_custom_progress_callback(None)
+        clips = wav.detach().float().cpu().numpy()
+        sr = self.sample_rate
+        out = [GeneratedAudio(_fit(clips[i], round(r.duration * sr)), sr) for i, r in enumerate(requests)]
+        report(1.0)
+        return out
+
+    def close(self) -> None:
+        self.model = None
+        gc.collect()
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _generation_duration(self, seconds: float) -> float:
+        """The duration to ask audiocraft for so that it makes ceil(seconds * frame_rate) frames.
+
+        audiocraft makes int(duration * frame_rate) frames; asking for half a frame more keeps
+        float rounding from losing one, without crossing max_duration (which would switch to
+        the slower windowed generation).
+        """
+        frame_rate = self.model.frame_rate
+        frames = math.ceil(seconds * frame_rate - 1e-6)
+        padded = (frames + 0.5) / frame_rate
+        return min(padded, self.model.max_duration) if seconds <= self.model.max_duration else padded
+
+    def _windows(self, duration: float) -> tuple[int, int]:
+        """(number of generation windows, tokens each later window advances) for ``duration``.
+
+        Beyond max_duration audiocraft generates overlapping max_duration windows, each
+        advancing by extend_stride seconds.
+        """
+        model = self.model
+        if duration <= model.max_duration:
+            return 1, 0
+        windows = 1 + math.ceil((duration - model.max_duration) / model.extend_stride)
+        return windows, int(model.frame_rate * model.extend_stride)
+
+
+class _ProgressMapper:
+    """Maps audiocraft's ``callback(generated_tokens, tokens_to_generate)`` to 0..1 for the call.
+
+    Each generation window calls back with a count that ends at ``tokens_to_generate``; in
+    windowed generation audiocraft adds the window's token offset (window index x stride).
+    """
+
+    def __init__(self, report: ProgressFn, windows: int = 1, stride_tokens: int = 0):
+        self.report, self.windows, self.stride = report, windows, stride_tokens
+        self.done = 0  # finished windows
+
+    def __call__(self, generated: int, to_generate: int) -> None:
+        local = generated - self.done * self.stride
+        fraction = (self.done + min(local / max(to_generate, 1), 1.0)) / self.windows
+        if local >= to_generate:
+            self.done += 1
+        self.report(min(max(fraction, 0.0), 1.0))
+
+
+def _fit(samples: np.ndarray, length: int) -> np.ndarray:
+    """``samples`` (channels, n) trimmed or zero-padded to ``length``, float32, contiguous."""
+    samples = samples[:, :length]
+    if samples.shape[1] < length:
+        samples = np.pad(samples, ((0, 0), (0, length - samples.shape[1])))
+    return np.ascontiguousarray(samples, dtype=np.float32)
