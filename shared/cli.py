@@ -98,6 +98,20 @@ def _wait_ready(url: str, procs: list[subprocess.Popen], timeout: float) -> None
     raise SystemExit(f"the API did not become ready at {url}")
 
 
+def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) -> None:
+    import redis
+
+    from shared import registry
+
+    print("[soundbox] waiting for the worker to load and warm up...", flush=True)
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while not registry.workers(client):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit("the worker did not come up; see the log above")
+        time.sleep(0.5)
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     from shared.catalog import checkpoint_present, get_catalog
     from shared.settings import get_settings
@@ -137,6 +151,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, stop)
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     _wait_ready(base + "/readyz", procs, timeout=120)
+    _wait_worker(settings.redis_url, procs, timeout=300)
     print(f"""
 Sound Box is up.
   API docs:  {base}/docs

@@ -1,0 +1,56 @@
+"""The `soundbox` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from shared.audio.io import encode_wav
+from tests.conftest import ROOT
+
+
+def soundbox(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=check)
+
+
+def test_analyze_prints_one_json_line_per_file(tmp_path):
+    sr = 32000
+    t = np.arange(sr * 2) / sr
+    clean = tmp_path / "chord.wav"
+    clean.write_bytes(encode_wav(0.2 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t)), sr))
+    clipped = tmp_path / "clipped.wav"
+    clipped.write_bytes(encode_wav(np.clip(3 * np.sin(2 * np.pi * 220 * t), -1, 1), sr))
+    out = soundbox("analyze", str(clean), str(clipped), "--kind", "music", "--json", check=False)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["file"] for r in lines] == [str(clean), str(clipped)]
+    assert lines[0]["issues"] == [] and lines[0]["is_good"] and lines[0]["score"] == 100
+    assert "clipping" in {i["code"] for i in lines[1]["issues"]} and lines[1]["score"] < 100
+
+
+def test_analyze_reports_unreadable_files_and_exits_nonzero(tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    out = soundbox("analyze", str(junk), "--json", check=False)
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["file"] == str(junk) and "error" in json.loads(out.stdout)
+
+
+def test_analyze_rejects_unknown_kind():
+    out = soundbox("analyze", "x.wav", "--kind", "poetry", check=False)
+    assert out.returncode == 2 and "--kind" in out.stderr
+
+
+def test_migrate_is_idempotent(database):
+    for _ in range(2):
+        out = soundbox("migrate")
+        assert "latest migration" in out.stdout
+
+
+def test_worker_rejects_unknown_queue():
+    out = soundbox("worker", "--queues", "music,bagpipes", check=False)
+    assert out.returncode != 0 and "bagpipes" in out.stderr
