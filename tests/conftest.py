@@ -17,10 +17,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMP = Path(tempfile.gettempdir()) / f"soundbox-tests-{os.getpid()}"  # logs and the object store
-TEST_DB = "soundbox_test"
+
+
+def _claim_redis_db() -> int:
+    """Take a Redis database (1-15) no other test run on this machine is using, so parallel
+    runs (several checkouts, CI beside a developer) never share queues or a PostgreSQL database."""
+    import atexit
+
+    import redis
+
+    for n in range(15, 0, -1):
+        client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{n}")
+        if client.set("soundbox:test-run", os.getpid(), nx=True, ex=3 * 3600):
+            atexit.register(lambda c=client: c.delete("soundbox:test-run"))
+            return n
+    raise RuntimeError("all Redis databases 1-15 are taken by other test runs")
+
+
+_DB_INDEX = _claim_redis_db()
+TEST_DB = f"soundbox_test_{_DB_INDEX}"
 TEST_ENV = {
     "SOUNDBOX_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
-    "SOUNDBOX_REDIS_URL": "redis://127.0.0.1:6379/15",
+    "SOUNDBOX_REDIS_URL": f"redis://127.0.0.1:6379/{_DB_INDEX}",
     "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage"),
     # Tiny checkpoints and numba's cache outlive a run, so reruns start fast.
     "SOUNDBOX_MODELS_DIR": str(ROOT / "var" / "test-models"),
@@ -59,9 +77,10 @@ def redis_client():
     import redis
 
     client = redis.Redis.from_url(TEST_ENV["SOUNDBOX_REDIS_URL"])
-    client.flushdb()
+    for key in client.scan_iter("*"):
+        if key != b"soundbox:test-run":
+            client.delete(key)
     yield client
-    client.flushdb()
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
