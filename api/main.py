@@ -1,24 +1,85 @@
-"""The FastAPI application: thin routers, one per resource."""
+"""The FastAPI application: thin routers, one per resource, each behind authentication and a
+rate-limit class; one middleware for request ids, rate-limit headers and metrics."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import time
+import uuid
 
-from api import problems
-from api.routes import generations, health, jobs, models, sounds
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import metrics, problems
+from api.auth import current_principal, rate_limit, require_admin
+from api.deps import SessionDep, SettingsDep
+from api.routes import admin, generations, health, jobs, models, sounds, speech, voices
 from shared.logging import configure_logging
 
 DESCRIPTION = """Sound Box turns text into music (MusicGen), sound effects (AudioGen), alternative
 music (MAGNeT) and speech (Piper). Submit with `POST /v1/generations`, follow the job at its
-`Location`, then fetch the audio and spectrogram. Errors are RFC 9457 problem+json."""
+`Location`, then fetch the audio and spectrogram. `POST /v1/audio/speech` (OpenAI-compatible)
+streams speech at once, without the queue. Authenticate with `Authorization: Bearer <api key>`.
+Errors are RFC 9457 problem+json."""
+
+log = structlog.get_logger()
+
+# (router, rate-limit class, admin only)
+ROUTES = [
+    (generations.router, "generate", False),
+    (jobs.router, "read", False),
+    (sounds.router, "read", False),
+    (models.router, "read", False),
+    (speech.router, "speech", False),
+    (voices.router, "read", False),
+    (admin.router, "admin", True),
+]
+
+
+def _metrics_route(app: FastAPI) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+        """Prometheus text format, for an admin key or SOUNDBOX_METRICS_TOKEN."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not (settings.metrics_token and token == settings.metrics_token):
+            require_admin(current_principal(request, session, settings))
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _request_context(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def context(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            response = await call_next(request)
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            metrics.REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+            metrics.LATENCY.labels(request.method, template).observe(elapsed)
+            if template != "/metrics" and not template.startswith("/healthz"):
+                log.info("request", method=request.method, path=request.url.path, status=response.status_code,
+                         ms=round(elapsed * 1000, 1))
+        response.headers["X-Request-ID"] = request_id
+        for name, value in getattr(request.state, "rate_limit_headers", {}).items():
+            response.headers.setdefault(name, value)
+        return response
 
 
 def create_app() -> FastAPI:
     configure_logging("api")
     app = FastAPI(title="Sound Box", version="0.1.0", description=DESCRIPTION)
     problems.install(app)
-    for module in (generations, jobs, sounds, models, health):
-        app.include_router(module.router)
+    for router, route_class, admin_only in ROUTES:
+        deps = [Depends(current_principal), rate_limit(route_class)]
+        if admin_only:
+            deps.append(Depends(require_admin))
+        app.include_router(router, dependencies=deps)
+    app.include_router(health.router)
+    _metrics_route(app)
+    _request_context(app)
     return app
 
 

@@ -8,7 +8,7 @@ task whose worker dies is delivered again after the visibility timeout.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.catalog import MODEL_IDS
 from shared.settings import get_settings
@@ -25,7 +25,8 @@ def create_celery() -> Celery:
     s = get_settings()
     app = Celery("soundbox", broker=s.redis_url)
     app.conf.update(
-        task_queues=[Queue(q) for q in QUEUES],
+        # Each queue has its own direct exchange: a task sent to one queue lands in that queue only.
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue="music",
         task_serializer="json",
         accept_content=["json"],

@@ -60,6 +60,30 @@ def cmd_services(args: argparse.Namespace) -> None:
     print("Redis and PostgreSQL are running")
 
 
+def cmd_keys(args: argparse.Namespace) -> None:
+    from shared.accounts import create_account_with_key, list_keys, revoke_key
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        if args.keys_command == "create":
+            new = create_account_with_key(session, args.name, args.tier, args.admin)
+            print(new.secret)
+            print(f"key {new.key.prefix}… for account {new.account.id} ({args.tier}{', admin' if args.admin else ''}); "
+                  "store it now: it is not shown again", file=sys.stderr)
+        elif args.keys_command == "list":
+            print(f"{'prefix':<14}{'name':<24}{'tier':<11}{'admin':<7}{'created':<22}{'last used':<22}revoked")
+            for key, account in list_keys(session):
+                def when(t):
+                    return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+                print(f"{key.prefix:<14}{key.name[:23]:<24}{account.tier:<11}{'yes' if account.is_admin else 'no':<7}"
+                      f"{when(key.created_at):<22}{when(key.last_used_at):<22}{when(key.revoked_at)}")
+        else:
+            key = revoke_key(session, args.key)
+            if key is None:
+                raise SystemExit(f"no key {args.key}")
+            print(f"revoked {key.prefix}")
+
+
 def cmd_analyze(args: argparse.Namespace) -> None:
     from shared.audio.quality import analyze_file
 
@@ -131,6 +155,11 @@ def cmd_up(args: argparse.Namespace) -> None:
             print("[soundbox] using the DEFAULT catalog (real checkpoints found)")
     else:
         print(f"[soundbox] using the {env['SOUNDBOX_CATALOG'].upper()} catalog (SOUNDBOX_CATALOG)")
+    if "SOUNDBOX_ALLOW_ANONYMOUS" not in os.environ:
+        env["SOUNDBOX_ALLOW_ANONYMOUS"] = "true"
+        print("[soundbox] anonymous access is ON for this local stack (requests without an API key act as one "
+              "shared free account); set SOUNDBOX_ALLOW_ANONYMOUS=false to require keys "
+              "(`soundbox keys create --name me --tier creator`)")
     exe = [sys.executable, "-m", "shared.cli"]
     procs = [
         subprocess.Popen([*exe, "worker", "--device", args.device], env=env),
@@ -195,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("keys", help="API keys: create, list, revoke")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("create", help="a new account with one key (printed once)")
+    k.add_argument("--name", required=True)
+    k.add_argument("--tier", choices=["free", "supporter", "premium", "creator"], default="free")
+    k.add_argument("--admin", action="store_true")
+    keys.add_parser("list", help="all keys (prefixes only)")
+    k = keys.add_parser("revoke", help="revoke a key by id or prefix")
+    k.add_argument("key")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("analyze", help="run the quality analyzer on audio files")
     p.add_argument("files", nargs="+")

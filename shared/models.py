@@ -35,6 +35,36 @@ def _tz(**kw: Any) -> Column:
     return Column(DateTime(timezone=True), **kw)
 
 
+ANONYMOUS_ACCOUNT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
+
+
+class Account(SQLModel, table=True):
+    """Who owns jobs and sounds. Its tier decides limits; admins see everything."""
+
+    __tablename__ = "accounts"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    tier: str = Field(default="free", max_length=32)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its SHA-256 is stored; the prefix identifies it in listings."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=32, index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=_tz())
+    revoked_at: datetime | None = Field(default=None, sa_column=_tz())
+
+
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -43,10 +73,12 @@ class Job(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
     status: str = Field(default=JobStatus.queued.value, index=True, max_length=16)
     model: str = Field(index=True, max_length=32)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     priority: int = Field(default=5)
+    queue_priority: int = Field(default=5, description="Priority of the latest broker message (raised by aging).")
     attempts: int = Field(default=0, description="Generation attempts made (quality retries included).")
     attempt_log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     progress: float = Field(default=0.0)
@@ -67,6 +99,7 @@ class Sound(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
     model: str = Field(max_length=32)
     prompt: str
     duration: float

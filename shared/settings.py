@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.tiers import DEFAULT_TIERS, TierLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOUNDBOX_", env_file=".env", extra="ignore")
@@ -26,6 +28,12 @@ class Settings(BaseSettings):
     catalog: Literal["default", "tiny"] = "default"
     voices_dir: Path | None = Field(None, description="Extra Piper voices (*.onnx + *.onnx.json).")
 
+    # Speech (POST /v1/audio/speech in the API; Piper in the worker)
+    speech_workers: int = Field(2, ge=1, description="API threads synthesizing speech at once (the bounded pool).")
+    speech_max_pending: int = Field(8, ge=0, description="Speech requests admitted beyond speech_workers; more get 503.")
+    speech_threads: int = Field(1, ge=0, description="ONNX Runtime threads per synthesis (0: one per core).")
+    speech_voice_cache_size: int = Field(4, ge=1, description="Piper voices a process keeps loaded (LRU).")
+
     # Queue and worker
     device: str = Field("cpu", description="Worker device: cpu or cuda:N (set by `soundbox worker --device`).")
     max_attempts: int = Field(3, ge=1, le=10, description="Generation attempts per job (quality retries).")
@@ -33,6 +41,18 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(3600, ge=5, description="Seconds before an unacknowledged task is redelivered.")
     recovery_interval: int = Field(15, ge=1, description="How often a worker looks for jobs whose lease expired.")
     model_cache_size: int = Field(2, ge=1, description="Models a worker keeps loaded at once (LRU).")
+
+    # Accounts, limits and fairness
+    allow_anonymous: bool = Field(False, description="Requests without an API key act as one shared free account.")
+    tiers: dict[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    max_queued_jobs: int = Field(100, ge=1, description="Global cap on queued jobs; beyond it submissions get 503.")
+    rate_limits: dict[str, tuple[int, int]] = Field(
+        default_factory=lambda: {"generate": (30, 60), "read": (600, 60), "speech": (60, 60), "admin": (120, 60)},
+        description="Per key and route class: (requests, per seconds), a token bucket refilled smoothly.")
+    aging_seconds: float = Field(30.0, gt=0, description="Each this many seconds of waiting raise a job's priority by one.")
+    affinity_max_run: int = Field(50, ge=0, description="Jobs in a row a worker may take for its loaded model.")
+    worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's /metrics (0: off).")
+    metrics_token: str | None = Field(None, description="Bearer token for /metrics (admin keys work too).")
 
     # Audio post-processing
     loudness_target_lufs: float = -14.0

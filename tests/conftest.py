@@ -49,6 +49,8 @@ TEST_ENV = {
     "SOUNDBOX_JOB_LEASE_SECONDS": "6",
     "SOUNDBOX_BROKER_VISIBILITY_TIMEOUT": "10",
     "SOUNDBOX_RECOVERY_INTERVAL": "2",
+    # Generous rate limits for the shared API process; tests of the limits start their own.
+    "SOUNDBOX_RATE_LIMITS": '{"generate": [1000, 60], "read": [100000, 60], "speech": [1000, 60], "admin": [1000, 60]}',
 }
 os.environ.update(TEST_ENV)  # before anything reads settings
 
@@ -113,11 +115,25 @@ def api_url(database, redis_client) -> str:
     proc.wait(10)
 
 
+def make_key(name: str = "tester", tier: str = "creator", admin: bool = False) -> str:
+    """A real API key, created the way `soundbox keys create` does."""
+    from shared.accounts import create_account_with_key
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        return create_account_with_key(session, name, tier, admin).secret
+
+
+@pytest.fixture(scope="session")
+def api_key(database) -> str:
+    return make_key("main test account", "creator")
+
+
 @pytest.fixture
-def client(api_url):
+def client(api_url, api_key):
     import httpx
 
-    with httpx.Client(base_url=api_url, timeout=30) as c:
+    with httpx.Client(base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}) as c:
         yield c
 
 

@@ -107,3 +107,14 @@ def test_duplicate_delivery_does_not_run_twice(client, workers, idle_queues):
     assert done["status"] == "succeeded"
     row = db_job(job_id)
     assert row.deliveries == 1 and row.attempts == len(row.attempt_log) <= 3
+
+
+def test_worker_serves_only_its_queues(client, workers, idle_queues):
+    music = submit(client)
+    speech = submit(client, model="voice", prompt="Only the voice queue is served.", duration=None)
+    workers.start(queues="voice")
+    assert wait_for_job(client, speech)["status"] == "succeeded"
+    time.sleep(1)
+    assert client.get(f"/v1/jobs/{music}").json()["status"] == "queued"
+    workers.start(queues="music")
+    assert wait_for_job(client, music)["status"] == "succeeded"

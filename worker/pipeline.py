@@ -18,10 +18,10 @@ from shared.audio.loudness import normalize_loudness
 from shared.audio.quality import QualityReport, analyze
 from shared.audio.spectrogram import render_spectrogram_png
 from shared.catalog import ModelSpec
-from shared.models import JobStatus, Sound
+from shared.models import Job, JobStatus, Sound
 from shared.settings import Settings
 from shared.storage import ObjectStore, sound_keys
-from worker import jobstore
+from worker import jobstore, metrics
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
 from worker.model_cache import ModelCache
 
@@ -116,9 +116,13 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
         audio = engine.generate([request], progress=progress)[0]
         report = analyze(audio.samples, audio.sample_rate, spec.kind)
         entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
-                 **report.to_dict()}
+                 "kind": spec.kind, **report.to_dict()}
         log_entries.append(entry)
         jobstore.record_attempt(monitor.job_id, monitor.worker, entry)
+        metrics.ATTEMPTS.labels(model=spec.id).inc()
+        metrics.QUALITY.labels(model=spec.id).observe(report.score)
+        if attempt:
+            metrics.RETRIES.labels(model=spec.id).inc()
         log.info("attempt done", job_id=str(monitor.job_id), attempt=attempt + 1, score=report.score,
                  is_good=report.is_good)
         if best is None or report.score > best.report.score:
@@ -150,14 +154,14 @@ def postprocess(audio: GeneratedAudio, params: dict, settings: Settings) -> Rend
                     duration=samples.shape[-1] / sr, sample_rate=sr, channels=samples.shape[0])
 
 
-def store_sound(store: ObjectStore, job_id: uuid.UUID, model: str, params: dict, rendered: Rendered,
-                report: QualityReport) -> Sound:
+def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: QualityReport) -> Sound:
     sound_id = uuid.uuid4()
     audio_key, spectrogram_key = sound_keys(str(sound_id))
     store.put(audio_key, rendered.wav, "audio/wav")
     store.put(spectrogram_key, rendered.png, "image/png")
-    return Sound(id=sound_id, job_id=job_id, model=model, prompt=params["prompt"], duration=rendered.duration,
-                 sample_rate=rendered.sample_rate, channels=rendered.channels, loopable=bool(params.get("loopable")),
+    return Sound(id=sound_id, job_id=job.id, account_id=job.account_id, model=job.model, prompt=job.params["prompt"],
+                 duration=rendered.duration, sample_rate=rendered.sample_rate, channels=rendered.channels,
+                 loopable=bool(job.params.get("loopable")),
                  quality_score=report.score, quality_is_good=report.is_good,
                  quality_issues=[i.to_dict() for i in report.issues], audio_key=audio_key,
                  spectrogram_key=spectrogram_key)
@@ -176,6 +180,15 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
                         f"the job's worker stopped {job.deliveries - 1} times while running it; giving up")
         return "failed: too many deliveries"
     bound.info("job started", delivery=job.deliveries)
+    started = time.perf_counter()
+    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, cache=cache, store=store)
+    metrics.JOB_SECONDS.labels(model=job.model, outcome=outcome.split(":")[0]).observe(time.perf_counter() - started)
+    return outcome
+
+
+def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
+                 cache: ModelCache, store: ObjectStore) -> str:
+    job_id = job.id
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
             spec = catalog[job.model]
@@ -184,7 +197,7 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
             best, _ = generate_until_good(engine, spec, job.params, settings, monitor)
             rendered = postprocess(best.audio, job.params, settings)
             monitor.set_progress(0.97)
-            sound = store_sound(store, job_id, job.model, job.params, rendered, best.report)
+            sound = store_sound(store, job, rendered, best.report)
             monitor.check()
         if not jobstore.succeed(job_id, worker, sound):
             store.delete(sound.audio_key)

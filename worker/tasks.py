@@ -17,7 +17,7 @@ from shared.catalog import get_catalog
 from shared.celery_app import GENERATE_TASK, celery_app, enqueue_job
 from shared.settings import get_settings
 from shared.storage import get_store
-from worker import jobstore
+from worker import jobstore, metrics
 from worker.model_cache import ModelCache
 from worker.pipeline import run_job
 
@@ -87,6 +87,8 @@ def _on_ready(sender=None, **_) -> None:
     rt = runtime()
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
     rt.start_background(queues)
+    if rt.settings.worker_metrics_port:
+        metrics.serve(rt.settings.worker_metrics_port, rt.cache, rt.settings.device)
     log.info("worker ready", worker=rt.name, queues=queues, device=rt.settings.device, catalog=rt.settings.catalog)
 
 

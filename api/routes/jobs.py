@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 
+from api.auth import CurrentPrincipal, Principal
 from api.deps import SessionDep
 from api.presenters import job_out
 from api.problems import ProblemException
@@ -24,9 +25,10 @@ StatusFilter = Literal["queued", "running", "succeeded", "failed", "canceled"]
 ModelFilter = Literal["music", "audio", "magnet", "voice"]
 
 
-def load_job(session, job_id: uuid.UUID) -> Job:
+def load_job(session, job_id: uuid.UUID, principal: Principal) -> Job:
+    """The job, when the caller may see it; another account's job is as good as absent (404)."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or not principal.owns(job.account_id):
         raise ProblemException(404, f"no job {job_id}")
     return job
 
@@ -37,8 +39,8 @@ def present(request: Request, session, job: Job) -> JobOut:
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, name="get_job")
-def get_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobOut:
-    return present(request, session, load_job(session, job_id))
+def get_job(job_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    return present(request, session, load_job(session, job_id, principal))
 
 
 def _encode_cursor(job: Job) -> str:
@@ -55,13 +57,15 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 @router.get("/v1/jobs", response_model=JobList)
-def list_jobs(request: Request, session: SessionDep,
+def list_jobs(request: Request, session: SessionDep, principal: CurrentPrincipal,
               status: Annotated[StatusFilter | None, Query()] = None,
               model: Annotated[ModelFilter | None, Query()] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20,
               cursor: Annotated[str | None, Query(max_length=200)] = None) -> JobList:
-    """Newest first. Follow `next_cursor` for older jobs."""
+    """The caller's jobs (all jobs for admins), newest first. Follow `next_cursor` for older ones."""
     q = select(Job)
+    if not principal.is_admin:
+        q = q.where(Job.account_id == principal.account.id)
     if status:
         q = q.where(Job.status == status)
     if model:
@@ -79,9 +83,9 @@ def list_jobs(request: Request, session: SessionDep,
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut,
              responses={409: {"description": "the job has already finished"}})
-def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobOut:
+def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
     """A queued job is canceled at once and never runs; a running one stops at its next progress step."""
-    load_job(session, job_id)
+    load_job(session, job_id, principal)
     canceled = session.exec(
         update(Job).where(col(Job.id) == job_id, col(Job.status) == JobStatus.queued.value)
         .values(status=JobStatus.canceled.value, cancel_requested=True, finished_at=utcnow(),
@@ -95,9 +99,9 @@ def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep) -> JobO
         ).first()
         if flagged is None:
             session.rollback()
-            job = load_job(session, job_id)
+            job = load_job(session, job_id, principal)
             raise ProblemException(409, f"job {job_id} has already finished ({job.status})")
     session.commit()
-    job = load_job(session, job_id)
+    job = load_job(session, job_id, principal)
     session.refresh(job)
     return present(request, session, job)

@@ -1,0 +1,84 @@
+"""Accounts and API keys: creation, lookup by key, listing, revocation (CLI and admin API)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from shared.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
+
+KEY_PREFIX = "sbx_"
+
+
+def hash_key(key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is a safe one-way store."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class NewKey:
+    account: Account
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def create_account_with_key(session: Session, name: str, tier: str, is_admin: bool = False) -> NewKey:
+    account = Account(name=name, tier=tier, is_admin=is_admin)
+    session.add(account)
+    session.flush()
+    return add_key(session, account, name)
+
+
+def add_key(session: Session, account: Account, name: str) -> NewKey:
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(account_id=account.id, name=name, prefix=secret[:12], key_hash=hash_key(secret))
+    session.add(key)
+    session.flush()
+    return NewKey(account, key, secret)
+
+
+def account_for_key(session: Session, secret: str) -> Account | None:
+    """The account a live key belongs to (and note the key's use), or None."""
+    row = session.exec(
+        update(ApiKey).where(col(ApiKey.key_hash) == hash_key(secret), col(ApiKey.revoked_at).is_(None))
+        .values(last_used_at=utcnow()).returning(col(ApiKey.account_id))
+    ).first()
+    if row is None:
+        return None
+    session.commit()
+    return session.get(Account, row[0])
+
+
+def anonymous_account(session: Session) -> Account:
+    account = session.get(Account, ANONYMOUS_ACCOUNT_ID)
+    if account is None:  # created by the migration; recreated if someone deleted it
+        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier="free")
+        session.add(account)
+        session.commit()
+    return account
+
+
+def list_keys(session: Session) -> list[tuple[ApiKey, Account]]:
+    return list(session.exec(
+        select(ApiKey, Account).join(Account, col(Account.id) == col(ApiKey.account_id))
+        .order_by(col(ApiKey.created_at))
+    ).all())
+
+
+def revoke_key(session: Session, key_ref: str) -> ApiKey | None:
+    """Revoke by key id or by the prefix shown in listings."""
+    try:
+        where = col(ApiKey.id) == uuid.UUID(key_ref)
+    except ValueError:
+        where = col(ApiKey.prefix) == key_ref
+    key = session.exec(select(ApiKey).where(where)).first()
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        session.flush()
+    return key
