@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,15 @@ TEST_ENV = {
     "SOUNDBOX_NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "SOUNDBOX_CATALOG": "tiny",
+    "PYTHONUNBUFFERED": "1",  # worker and API logs reach their files as they happen
     # Short timers so recovery after a killed worker happens within a test.
     "SOUNDBOX_JOB_LEASE_SECONDS": "6",
     "SOUNDBOX_BROKER_VISIBILITY_TIMEOUT": "10",
     "SOUNDBOX_RECOVERY_INTERVAL": "2",
     # Generous rate limits for the shared API process; tests of the limits start their own.
     "SOUNDBOX_RATE_LIMITS": '{"generate": [1000, 60], "read": [100000, 60], "speech": [1000, 60], "admin": [1000, 60]}',
+    # Webhook receivers in tests listen on 127.0.0.1 only; nothing else non-public is admitted.
+    "SOUNDBOX_WEBHOOK_ALLOWLIST": "127.0.0.1",
 }
 os.environ.update(TEST_ENV)  # before anything reads settings
 
@@ -101,15 +105,21 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-@pytest.fixture(scope="session")
-def api_url(database, redis_client) -> str:
+def start_api(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+    """A real API process on a free port (with extra settings when given)."""
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
-    log = open(_TMP / "api.log", "wb")
+    log = open(_TMP / f"api-{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/readyz", proc)
+    return url, proc
+
+
+@pytest.fixture(scope="session")
+def api_url(database, redis_client) -> str:
+    url, proc = start_api()
     yield url
     proc.terminate()
     proc.wait(10)
@@ -145,13 +155,13 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, queues: str = "music,audio,magnet,voice", concurrency: int = 1,
-              timeout: float = 120) -> subprocess.Popen:
+              timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.Popen:
         from shared import registry
 
         log = open(_TMP / f"worker-{len(self.procs)}-{time.time():.0f}.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--queues", queues,
                                  "--concurrency", str(concurrency)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                 start_new_session=True)
         self.procs.append(proc)
         name = f"{socket.gethostname()}:{proc.pid}"
@@ -163,6 +173,26 @@ class Workers:
                 return proc
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready; log: {log.name}")
+
+    def start_webhooks(self, env: dict[str, str] | None = None, concurrency: int = 4,
+                       timeout: float = 60) -> subprocess.Popen:
+        """A `soundbox webhooks` delivery worker, ready when it announces itself."""
+        from shared import registry
+
+        log = open(_TMP / f"webhooks-{len(self.procs)}-{time.time():.0f}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "webhooks", "--concurrency", str(concurrency)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                start_new_session=True)
+        self.procs.append(proc)
+        key = registry.PREFIX + f"{socket.gethostname()}:{proc.pid}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"webhook worker exited with {proc.returncode}; log: {log.name}")
+            if self.redis.exists(key):
+                return proc
+            time.sleep(0.2)
+        raise RuntimeError(f"webhook worker not ready; log: {log.name}")
 
     def kill(self, proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -202,4 +232,104 @@ def wait_for_job(client, job_id: str, timeout: float = 120, until=("succeeded", 
         if job["status"] in until:
             return job
         time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s (logs in {_TMP})")
+
+
+@pytest.fixture
+def idle_queues(redis_client, api_url):
+    """No worker runs and no message waits when the test starts."""
+    from shared import registry
+
+    deadline = time.monotonic() + 30
+    while registry.workers(redis_client) and time.monotonic() < deadline:
+        time.sleep(0.5)  # a previous module's worker announces until its TTL ends
+    for key in list(redis_client.scan_iter("*")):
+        if not key.startswith(registry.PREFIX.encode()) and key != b"soundbox:test-run":
+            redis_client.delete(key)
+    from sqlalchemy import text
+
+    from shared.db import session_scope
+
+    with session_scope() as s:  # jobs earlier tests left waiting would be picked up by model affinity
+        s.exec(text("UPDATE jobs SET status = 'canceled', error = 'test cleanup' WHERE status = 'queued'"))
+
+
+def submit(client, **fields) -> str:
+    body = {"model": "music", "prompt": "test tone for the queue", "duration": 1, **fields}
+    resp = client.post("/v1/generations", json=body)
+    assert resp.status_code == 202, resp.text
+    return resp.json()["id"]
+
+
+def db_job(job_id: str):
+    from shared.db import session_scope
+    from shared.models import Job
+
+    with session_scope() as s:
+        return s.get(Job, uuid.UUID(job_id))
+
+
+def wait_running(client, job_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] == "running" and job["progress"] > 0:
+            return job
+        assert job["status"] in ("queued", "running"), job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never ran")
+
+
+class Receiver:
+    """A webhook receiver process (tests/webhook_receiver.py) on 127.0.0.1 answering by its plan
+    ({path: [{"status": 500}, {"status": 200}], ...}); every request it got is in its log."""
+
+    def __init__(self, plan: dict, log: Path):
+        import json
+
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "webhook_receiver.py"), "--log", str(log),
+                                      "--plan", json.dumps(plan)], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the webhook receiver did not start (exit code {self.proc.poll()})")
+        self.port = int(line.split()[1])
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests(self, path: str | None = None) -> list[dict]:
+        import json
+
+        if not self.log.exists():
+            return []
+        got = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+        return [r for r in got if path is None or r["path"] == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.requests(path)
+            if len(got) >= count:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"{path} got {len(self.requests(path))} requests, expected {count}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    """``receiver(plan)`` starts a receiver process; all are stopped after the test."""
+    started: list[Receiver] = []
+
+    def start(plan: dict | None = None) -> Receiver:
+        r = Receiver(plan or {}, tmp_path / f"receiver-{len(started)}.jsonl")
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()

@@ -4,50 +4,8 @@ and one job never running twice at once."""
 from __future__ import annotations
 
 import time
-import uuid
 
-import pytest
-
-from tests.conftest import wait_for_job
-
-
-@pytest.fixture
-def idle_queues(redis_client, api_url):
-    """No worker runs and no message waits when the test starts."""
-    from shared import registry
-
-    deadline = time.monotonic() + 30
-    while registry.workers(redis_client) and time.monotonic() < deadline:
-        time.sleep(0.5)  # a previous module's worker announces until its TTL ends
-    for key in list(redis_client.scan_iter("*")):
-        if not key.startswith(registry.PREFIX.encode()) and key != b"soundbox:test-run":
-            redis_client.delete(key)
-
-
-def submit(client, **fields) -> str:
-    body = {"model": "music", "prompt": "test tone for the queue", "duration": 1, **fields}
-    resp = client.post("/v1/generations", json=body)
-    assert resp.status_code == 202, resp.text
-    return resp.json()["id"]
-
-
-def db_job(job_id: str):
-    from shared.db import session_scope
-    from shared.models import Job
-
-    with session_scope() as s:
-        return s.get(Job, uuid.UUID(job_id))
-
-
-def wait_running(client, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] == "running" and job["progress"] > 0:
-            return job
-        assert job["status"] in ("queued", "running"), job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never ran")
+from tests.conftest import db_job, submit, wait_for_job, wait_running
 
 
 def test_higher_priority_queued_later_runs_first(client, workers, idle_queues):
@@ -75,7 +33,7 @@ def test_cancel_queued_job_never_runs(client, workers, idle_queues):
 
 def test_cancel_running_job_stops_it(client, workers, idle_queues):
     workers.start(queues="music")
-    job_id = submit(client, duration=30)
+    job_id = submit(client, duration=10)
     wait_running(client, job_id)
     resp = client.post(f"/v1/jobs/{job_id}/cancel")
     assert resp.status_code == 200
@@ -86,7 +44,7 @@ def test_cancel_running_job_stops_it(client, workers, idle_queues):
 
 def test_redelivery_after_worker_is_killed(client, workers, idle_queues):
     first = workers.start(queues="music")
-    job_id = submit(client, duration=30)
+    job_id = submit(client, duration=10)
     wait_running(client, job_id)
     workers.kill(first)  # SIGKILL mid-job: no chance to ack or clean up
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
@@ -100,7 +58,7 @@ def test_duplicate_delivery_does_not_run_twice(client, workers, idle_queues):
     from shared.celery_app import enqueue_job
 
     workers.start(queues="music", concurrency=2)
-    job_id = submit(client, duration=30)
+    job_id = submit(client, duration=10)
     wait_running(client, job_id)
     enqueue_job(job_id, "music", 5)  # a second delivery of the same job while it runs
     done = wait_for_job(client, job_id)

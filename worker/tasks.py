@@ -49,15 +49,46 @@ class WorkerRuntime:
             pass
 
     def _background(self) -> None:
-        interval = min(self.settings.recovery_interval, registry.TTL_SECONDS // 3)
+        interval = min(self.settings.recovery_interval, self.settings.aging_seconds, registry.TTL_SECONDS // 3)
         while not self._stop.is_set():
             try:
                 registry.announce(self.redis, self.name, {"queues": self.queues, "device": self.settings.device,
                                                           "loaded": self.cache.loaded()})
                 self.recover_expired()
+                self.promote_aged()
             except Exception as exc:  # keep the loop alive through outages
                 log.warning("background duty failed", error=str(exc))
             self._stop.wait(interval)
+
+    def run(self, job_id: uuid.UUID) -> str:
+        return run_job(job_id, worker=self.name, settings=self.settings, catalog=self.catalog,
+                       cache=self.cache, store=self.store)
+
+    def serve_affinity_run(self, first_job: uuid.UUID) -> None:
+        """Model affinity: keep serving the model just used while its jobs wait at the top priority
+        among this worker's queues, for at most ``affinity_max_run`` jobs in a row. (Their own
+        queue messages arrive later and are skipped: those jobs are no longer queued.)"""
+        job = jobstore.get(first_job)
+        if job is None:
+            return
+        others = [q for q in self.queues if q != job.model]
+        for _ in range(self.settings.affinity_max_run - 1):
+            if self._stop.is_set():  # shutting down: leave the rest to the queue
+                return
+            next_id = jobstore.next_for_model(job.model, others)
+            if next_id is None:
+                return
+            structlog.contextvars.bind_contextvars(job_id=str(next_id))
+            try:
+                log.info("affinity: taking the next job for the loaded model", model=job.model)
+                self.run(next_id)
+            finally:
+                structlog.contextvars.unbind_contextvars("job_id")
+
+    def promote_aged(self) -> None:
+        """Aging: send waiting jobs again at their raised priority."""
+        for job_id, model, priority in jobstore.promote_aged(self.settings.aging_seconds):
+            enqueue_job(str(job_id), self.catalog[model].queue, priority)
 
     def recover_expired(self) -> None:
         """Requeue running jobs whose worker died (lease expired) so another delivery runs them."""
@@ -76,10 +107,12 @@ def generate(job_id: str) -> str:
     rt = runtime()
     structlog.contextvars.bind_contextvars(job_id=job_id)
     try:
-        return run_job(uuid.UUID(job_id), worker=rt.name, settings=rt.settings, catalog=rt.catalog,
-                       cache=rt.cache, store=rt.store)
+        outcome = rt.run(uuid.UUID(job_id))
     finally:
         structlog.contextvars.unbind_contextvars("job_id")
+    if not outcome.startswith("skipped"):
+        rt.serve_affinity_run(uuid.UUID(job_id))
+    return outcome
 
 
 @signals.worker_ready.connect
@@ -92,8 +125,8 @@ def _on_ready(sender=None, **_) -> None:
     log.info("worker ready", worker=rt.name, queues=queues, device=rt.settings.device, catalog=rt.settings.catalog)
 
 
-@signals.worker_shutdown.connect
-def _on_shutdown(**_) -> None:
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_) -> None:
     runtime().stop()
 
 
