@@ -54,3 +54,28 @@ def test_migrate_is_idempotent(database):
 def test_worker_rejects_unknown_queue():
     out = soundbox("worker", "--queues", "music,bagpipes", check=False)
     assert out.returncode != 0 and "bagpipes" in out.stderr
+
+
+def test_keys_create_list_revoke(api_url, database):
+    import httpx
+
+    created = soundbox("keys", "create", "--name", "cli user", "--tier", "premium")
+    secret = created.stdout.strip()
+    assert secret.startswith("sbx_") and "not shown again" in created.stderr
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(api_url + "/v1/models", headers=headers).status_code == 200
+
+    listing = soundbox("keys", "list").stdout
+    assert secret[:12] in listing and "premium" in listing and secret not in listing
+
+    from sqlalchemy import text
+
+    from shared.db import session_scope
+
+    with session_scope() as s:  # only a hash is stored
+        rows = s.exec(text("SELECT api_keys::text FROM api_keys")).all()
+    assert rows and not any(secret in r[0] for r in rows)
+
+    assert "revoked" in soundbox("keys", "revoke", secret[:12]).stdout
+    assert httpx.get(api_url + "/v1/models", headers=headers).status_code == 401
+    assert soundbox("keys", "revoke", "sbx_nothing", check=False).returncode != 0
