@@ -71,7 +71,8 @@ def render_spectrogram_png(samples: np.ndarray, sample_rate: int) -> bytes:
     ax.yaxis.label.set_color(FOREGROUND)
     for spine in ax.spines.values():
         spine.set_color(FOREGROUND)
-    fig.tight_layout()
+    # fixed margins: what tight_layout would pick for these labels, without an extra draw pass
+    fig.subplots_adjust(left=0.075, right=0.99, bottom=0.16, top=0.97)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, facecolor=BACKGROUND)

@@ -655,14 +655,14 @@ def _finish_level(rng, x: np.ndarray, kind: str, base: str) -> np.ndarray:
     return _norm_peak(x, _db(-rng.uniform(1, 20)))
 
 
-def make_clip(seed: int) -> Clip:
+def make_clip(seed: int, durations: tuple[float, float] = (1.5, 6.0)) -> Clip:
     """Seed -> one labeled clip; about 40% good, the rest with one defect each."""
     rng = np.random.default_rng(seed)
     kind = KINDS[seed % 3]
     sr = SAMPLE_RATES[(seed // 3) % len(SAMPLE_RATES)]
     bases = BASES[kind]
     base = list(bases)[int(rng.integers(0, len(bases)))]
-    duration = rng.uniform(1.5, 6.0)
+    duration = rng.uniform(*durations)
     n = int(duration * sr)
     x = bases[base](rng, n, sr)
     x = _finish_level(rng, np.asarray(x, dtype=np.float64), kind, base)
