@@ -140,6 +140,24 @@ def test_a_slow_receiver_times_out_and_is_retried(client, stack, receiver):
     assert second["status_code"] == 200 and delivery["state"] == "succeeded"
 
 
+def test_a_failed_job_sends_job_failed(client, stack, workers, receiver, tmp_path):
+    """A worker whose catalog lacks the magnet weights fails the job at once: job.failed is sent."""
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    workers.start(queues="magnet", env={"SOUNDBOX_CATALOG": "default", "SOUNDBOX_MODELS_DIR": str(empty),
+                                        "HF_HOME": str(empty)})
+    rx = receiver()
+    secret = client.get("/v1/webhooks/secret").json()["secret"]
+    job = client.post("/v1/generations", json={"model": "magnet", "prompt": "weights are missing", "duration": 2,
+                                               "webhook_url": rx.url("/failed")}).json()
+    done = wait_for_job(client, job["id"])
+    assert done["status"] == "failed" and "not on this machine" in done["error"]
+    [request] = rx.wait_for("/failed", 1)
+    payload = verified(secret, request)
+    assert payload["type"] == "job.failed" and payload["data"]["status"] == "failed"
+    assert payload["data"]["error"] == done["error"]
+
+
 def test_410_disables_the_url(client, stack, receiver):
     rx = receiver({"/gone": [{"status": 410}]})
     url = rx.url("/gone")

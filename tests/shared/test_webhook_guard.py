@@ -120,7 +120,8 @@ def test_unresolvable_host_is_refused():
 
 def test_allowlist_admits_hosts_addresses_and_ranges_but_never_metadata():
     allow = Allowlist.parse(" 127.0.0.1, 10.0.0.0/8 ,receiver.internal, [fd00:1::5] ")
-    table = {"receiver.internal": ["192.168.7.7"], "other.internal": ["192.168.7.7"], "meta.internal": ["169.254.169.254"]}
+    table = {"receiver.internal": ["192.168.7.7"], "other.internal": ["192.168.7.7"],
+             "meta.internal": ["169.254.169.254"]}
     resolve = resolver_for(table)
     assert resolve_checked("http://127.0.0.1:8000/h", allow, resolve).addresses == ("127.0.0.1",)
     assert resolve_checked("http://10.20.30.40/h", allow, resolve).addresses == ("10.20.30.40",)

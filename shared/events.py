@@ -1,0 +1,156 @@
+"""Job events: every state change of a job, told to whoever listens.
+
+Whoever changes a job's state (the worker's jobstore, the API's submit and cancel) calls
+``record`` inside the transaction that makes the change: it builds the event from the job row as
+it now stands and, when the job's webhook wants this event type, writes the webhook delivery in
+that same transaction (an outbox row: a committed state change always has its delivery). After
+the commit, ``publish`` appends the event to the job's Redis stream (capped, expiring), notifies
+live listeners over pub/sub, and hands the deliveries to the webhook queue. Publishing never
+raises: a Redis hiccup costs live listeners an event (they fall back to the database), and the
+webhook worker's sweep sends any delivery whose dispatch was lost.
+
+Event types: ``job.queued``, ``job.started``, ``job.progress`` (at most one a second),
+``job.attempt``, ``job.succeeded``, ``job.failed``, ``job.canceled``. Each event is
+``{type, timestamp, data}`` with the job object (as ``GET /v1/jobs/{id}`` shows it) as data;
+``job.attempt`` adds ``attempt`` (the attempt's log entry).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import redis
+import structlog
+
+from shared.jobview import job_out
+from shared.models import Job, Sound, WebhookDelivery, utcnow
+from shared.settings import get_settings
+
+log = structlog.get_logger()
+
+STREAM_PREFIX = "soundbox:events:job:"  # a Redis stream per job: the replayable history
+CHANNEL_PREFIX = "soundbox:events:notify:"  # pub/sub: "something was appended"
+STREAM_MAXLEN = 1000
+TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.canceled"})
+STATUS_EVENTS = {"queued": "job.queued", "running": "job.started", "succeeded": "job.succeeded",
+                 "failed": "job.failed", "canceled": "job.canceled"}
+PROGRESS_INTERVAL = 1.0  # seconds between job.progress events of one job, at least
+
+
+def stream_key(job_id) -> str:
+    return f"{STREAM_PREFIX}{job_id}"
+
+
+def channel(job_id) -> str:
+    return f"{CHANNEL_PREFIX}{job_id}"
+
+
+@dataclass
+class Event:
+    job_id: str
+    envelope: dict[str, Any]
+    deliveries: list[str] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        return self.envelope["type"]
+
+
+def envelope(job: Job, event_type: str, sound: Sound | None = None, *, base_url: str = "",
+             when: datetime | None = None) -> dict[str, Any]:
+    return {"type": event_type, "timestamp": (when or utcnow()).isoformat(),
+            "data": job_out(job, sound, base_url=base_url).model_dump(mode="json")}
+
+
+def record(session, job: Job, event_type: str, *, sound: Sound | None = None,
+           extra: dict[str, Any] | None = None) -> Event:
+    """Build the event from ``job`` (already changed in this session) and add the webhook delivery
+    it owes to the session. Call ``publish`` with the result after the commit."""
+    settings = get_settings()
+    if sound is None and job.result_sound_id is not None:
+        sound = session.get(Sound, job.result_sound_id)
+    now = utcnow()
+    body = envelope(job, event_type, sound, base_url=settings.public_url, when=now)
+    event = Event(str(job.id), {**body, **(extra or {})})
+    if job.webhook_url and event_type in (job.webhook_events or []):
+        delivery = WebhookDelivery(job_id=job.id, account_id=job.account_id, event_type=event_type,
+                                   url=job.webhook_url, webhook_id=f"msg_{uuid.uuid4().hex}", payload=body,
+                                   next_attempt_at=now, dispatched_at=now)
+        session.add(delivery)
+        event.deliveries.append(str(delivery.id))
+    return event
+
+
+@lru_cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+
+def publish(*events: Event | None) -> None:
+    """After the commit: append to the job's stream, notify listeners, dispatch webhook deliveries."""
+    settings = get_settings()
+    for event in events:
+        if event is None:
+            continue
+        try:
+            pipe = _redis(settings.redis_url).pipeline(transaction=True)
+            key = stream_key(event.job_id)
+            pipe.xadd(key, {"type": event.type, "event": json.dumps(event.envelope)},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.expire(key, settings.events_ttl_seconds)
+            pipe.publish(channel(event.job_id), event.type)
+            pipe.execute()
+        except Exception as exc:  # listeners fall back to the database; never fail the state change
+            log.warning("job event not published", job_id=event.job_id, type=event.type, error=str(exc))
+        dispatch(event.deliveries)
+
+
+def dispatch(delivery_ids: list[str]) -> None:
+    """Send deliveries to the webhook queue; one that cannot be sent is found by the worker's sweep."""
+    if not delivery_ids:
+        return
+    from shared.celery_app import enqueue_webhook
+
+    for delivery_id in delivery_ids:
+        try:
+            enqueue_webhook(delivery_id)
+        except Exception as exc:
+            log.warning("webhook dispatch deferred to the sweep", delivery_id=delivery_id, error=str(exc))
+
+
+def emit(job_id: uuid.UUID, event_type: str, *, only_status: str | None = None) -> None:
+    """Record and publish an event in a transaction of its own (for events that change no state,
+    such as progress). Skipped when the job is gone or, with ``only_status``, not in that status."""
+    from shared.db import session_scope
+
+    try:
+        with session_scope() as s:
+            job = s.get(Job, job_id)
+            if job is None or (only_status is not None and job.status != only_status):
+                return
+            event = record(s, job, event_type)
+        publish(event)
+    except Exception as exc:
+        log.warning("job event failed", job_id=str(job_id), type=event_type, error=str(exc))
+
+
+class Throttle:
+    """True at most once per ``interval`` seconds (progress events: at most one a second)."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL, clock: Callable[[], float] = time.monotonic):
+        self.interval, self.clock = interval, clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
