@@ -14,12 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
-from api.routes import admin, generations, health, jobs, models, sounds, speech, voices
+from api.routes import admin, events, generations, health, jobs, models, sounds, speech, voices, webhooks
 from shared.logging import configure_logging
 
 DESCRIPTION = """Sound Box turns text into music (MusicGen), sound effects (AudioGen), alternative
 music (MAGNeT) and speech (Piper). Submit with `POST /v1/generations`, follow the job at its
-`Location`, then fetch the audio and spectrogram. `POST /v1/audio/speech` (OpenAI-compatible)
+`Location` (or follow its Server-Sent Events, wait with `Prefer: wait=N`, or get signed webhooks),
+then fetch the audio and spectrogram. `POST /v1/audio/speech` (OpenAI-compatible)
 streams speech at once, without the queue. Authenticate with `Authorization: Bearer <api key>`.
 Errors are RFC 9457 problem+json."""
 
@@ -29,6 +30,8 @@ log = structlog.get_logger()
 ROUTES = [
     (generations.router, "generate", False),
     (jobs.router, "read", False),
+    (events.router, "read", False),
+    (webhooks.router, "read", False),
     (sounds.router, "read", False),
     (models.router, "read", False),
     (speech.router, "speech", False),

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from shared import jobview
+from shared.jobview import quality_of
 from shared.models import Job, Sound
-from shared.schemas import JobOut, QualityOut, ResultOut, SoundOut
-
-
-def quality_of(sound: Sound) -> QualityOut:
-    return QualityOut(score=sound.quality_score, issues=sound.quality_issues, is_good=sound.quality_is_good)
+from shared.schemas import JobOut, SoundOut
 
 
 def _urls(request: Request, sound: Sound) -> tuple[str, str]:
@@ -18,14 +16,7 @@ def _urls(request: Request, sound: Sound) -> tuple[str, str]:
 
 
 def job_out(request: Request, job: Job, sound: Sound | None) -> JobOut:
-    result = None
-    if sound is not None:
-        audio_url, spectrogram_url = _urls(request, sound)
-        result = ResultOut(sound_id=sound.id, audio_url=audio_url, spectrogram_url=spectrogram_url,
-                           duration=sound.duration, sample_rate=sound.sample_rate, quality=quality_of(sound))
-    return JobOut(id=job.id, status=job.status, model=job.model, params=job.params, priority=job.priority,
-                  progress=job.progress, attempts=job.attempts, error=job.error, created_at=job.created_at,
-                  started_at=job.started_at, finished_at=job.finished_at, result=result)
+    return jobview.job_out(job, sound, _urls(request, sound) if sound is not None else None)
 
 
 def sound_out(request: Request, sound: Sound) -> SoundOut:

@@ -15,6 +15,10 @@ from shared.settings import get_settings
 
 GENERATE_TASK = "soundbox.generate"
 QUEUES = tuple(MODEL_IDS)  # one queue per model family: music, audio, magnet, voice
+# Webhook deliveries have a queue of their own, served by `soundbox webhooks` (no GPU, no torch),
+# so a slow receiver never holds generation work.
+WEBHOOK_TASK = "soundbox.webhook.deliver"
+WEBHOOK_QUEUE = "webhooks"
 
 
 def broker_priority(priority: int) -> int:
@@ -26,7 +30,7 @@ def create_celery() -> Celery:
     app = Celery("soundbox", broker=s.redis_url)
     app.conf.update(
         # Each queue has its own direct exchange: a task sent to one queue lands in that queue only.
-        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (*QUEUES, WEBHOOK_QUEUE)],
         task_default_queue="music",
         task_serializer="json",
         accept_content=["json"],
@@ -56,3 +60,8 @@ def enqueue_job(job_id: str, queue: str, priority: int) -> None:
     """Send a job to its model's queue (by task name, so senders never import worker code)."""
     celery_app.send_task(GENERATE_TASK, args=[job_id], queue=queue, priority=broker_priority(priority),
                          task_id=job_id)
+
+
+def enqueue_webhook(delivery_id: str) -> None:
+    """Send one webhook delivery to the webhook queue (the delivery row is already committed)."""
+    celery_app.send_task(WEBHOOK_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE)

@@ -18,6 +18,7 @@ def cmd_api(args: argparse.Namespace) -> None:
     import uvicorn
 
     uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers, log_level="info",
+                access_log=False,  # requests are logged as JSON lines by the API itself
                 proxy_headers=True)
 
 
@@ -38,6 +39,19 @@ def cmd_worker(args: argparse.Namespace) -> None:
     celery_app.worker_main([
         "worker", "--queues", queues, "--concurrency", str(args.concurrency), "--pool", "threads",
         "--hostname", f"soundbox-{args.device.replace(':', '')}-{os.getpid()}@%h", "--loglevel", args.loglevel,
+        "--without-gossip", "--without-mingle",
+    ])
+
+
+def cmd_webhooks(args: argparse.Namespace) -> None:
+    from shared.logging import configure_logging
+
+    configure_logging("webhooks")
+    from worker.webhooks import WEBHOOK_QUEUE, celery_app  # the delivery task only: no engines, no torch
+
+    celery_app.worker_main([
+        "worker", "--queues", WEBHOOK_QUEUE, "--concurrency", str(args.concurrency), "--pool", "threads",
+        "--hostname", f"soundbox-webhooks-{os.getpid()}@%h", "--loglevel", args.loglevel,
         "--without-gossip", "--without-mingle",
     ])
 
@@ -85,19 +99,24 @@ def cmd_keys(args: argparse.Namespace) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    from shared.audio.quality import analyze_file
+    from shared.audio.quality import analyze_file, thresholds_for
+    from shared.settings import get_settings
 
+    try:
+        thresholds = thresholds_for(args.kind, get_settings().quality_thresholds)
+    except ValueError as exc:  # a bad SOUNDBOX_QUALITY_THRESHOLDS
+        raise SystemExit(f"soundbox analyze: {exc}") from None
     failed = False
     for path in args.files:
         try:
-            report = analyze_file(path, args.kind).to_dict()
+            report = analyze_file(path, args.kind, thresholds).to_dict()
         except Exception as exc:  # unreadable file: say which, go on with the rest
             failed = True
             print(json.dumps({"file": path, "error": f"{type(exc).__name__}: {exc}"}) if args.json
                   else f"{path}: cannot analyze: {exc}", file=sys.stdout if args.json else sys.stderr)
             continue
         if args.json:
-            print(json.dumps({"file": path, **report}))
+            print(json.dumps({"file": path, "kind": args.kind, **report}), flush=True)
         else:
             verdict = "good" if report["is_good"] else "BAD"
             print(f"{path}: score {report['score']:.1f} ({verdict})")
@@ -130,7 +149,8 @@ def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) 
     print("[soundbox] waiting for the worker to load and warm up...", flush=True)
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
-    while not registry.workers(client):
+    # A generation worker (the webhook worker announces itself too, but serves no model queue).
+    while not any(set(w.get("queues", [])) & set(MODEL_IDS) for w in registry.workers(client)):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             raise SystemExit("the worker did not come up; see the log above")
         time.sleep(0.5)
@@ -160,9 +180,12 @@ def cmd_up(args: argparse.Namespace) -> None:
         print("[soundbox] anonymous access is ON for this local stack (requests without an API key act as one "
               "shared free account); set SOUNDBOX_ALLOW_ANONYMOUS=false to require keys "
               "(`soundbox keys create --name me --tier creator`)")
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    env.setdefault("SOUNDBOX_PUBLIC_URL", base)  # absolute result URLs in webhook bodies
     exe = [sys.executable, "-m", "shared.cli"]
     procs = [
         subprocess.Popen([*exe, "worker", "--device", args.device], env=env),
+        subprocess.Popen([*exe, "webhooks"], env=env),
         subprocess.Popen([*exe, "api", "--host", args.host, "--port", str(args.port)], env=env),
     ]
 
@@ -178,7 +201,6 @@ def cmd_up(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     _wait_ready(base + "/readyz", procs, timeout=120)
     _wait_worker(settings.redis_url, procs, timeout=300)
     print(f"""
@@ -212,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("webhooks", help="run a webhook delivery worker (Celery, the webhooks queue; no GPU)")
+    p.add_argument("--concurrency", type=int, default=8, help="deliveries at once (threads)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_webhooks)
 
     p = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     p.set_defaults(func=cmd_migrate)
@@ -248,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     for q in getattr(args, "queues", []) or []:
         if q not in MODEL_IDS:
-            raise SystemExit(f"unknown queue {q!r}; queues: {', '.join(MODEL_IDS)}")
+            hint = "; webhook deliveries are served by `soundbox webhooks`" if q == "webhooks" else ""
+            raise SystemExit(f"unknown queue {q!r}; queues: {', '.join(MODEL_IDS)}{hint}")
     args.func(args)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, text
+from sqlalchemy import Column, DateTime, Index, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -92,6 +92,10 @@ class Job(SQLModel, table=True):
     worker: str | None = Field(default=None, max_length=255)
     lease_expires_at: datetime | None = Field(default=None, sa_column=_tz())
     deliveries: int = Field(default=0)
+    # Where to tell the client about this job (signed webhooks) and which events it wants.
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_events: list[str] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
 
 
 class Sound(SQLModel, table=True):
@@ -112,3 +116,92 @@ class Sound(SQLModel, table=True):
     audio_key: str
     spectrogram_key: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+
+
+class WebhookSecret(SQLModel, table=True):
+    """An account's webhook signing secret; after a rotation the previous one signs too until it expires."""
+
+    __tablename__ = "webhook_secrets"
+
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", primary_key=True, ondelete="CASCADE")
+    secret: str = Field(max_length=128)
+    previous_secret: str | None = Field(default=None, max_length=128)
+    previous_expires_at: datetime | None = Field(default=None, sa_column=_tz())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    rotated_at: datetime | None = Field(default=None, sa_column=_tz())
+
+
+class WebhookDeliveryState(str, Enum):
+    pending = "pending"  # waiting for its next try
+    succeeded = "succeeded"  # the receiver answered 2xx
+    failed = "failed"  # every try of the retry schedule failed
+    disabled = "disabled"  # the receiver answered 410 Gone: the URL gets nothing more
+    skipped = "skipped"  # not sent: the URL was disabled earlier
+    refused = "refused"  # not sent: the URL resolved to an address webhooks may not reach
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event owed to one URL (an outbox row, written with the job's state change); its tries
+    are ``WebhookAttempt`` rows. ``webhook_id`` is the Standard Webhooks message id, stable across retries."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True, ondelete="CASCADE")
+    event_type: str = Field(max_length=32)
+    url: str = Field(max_length=2048)
+    webhook_id: str = Field(max_length=64, unique=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    state: str = Field(default=WebhookDeliveryState.pending.value, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_tz())
+    lease_until: datetime | None = Field(default=None, sa_column=_tz())
+    dispatched_at: datetime | None = Field(default=None, sa_column=_tz())
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_tz())
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try of a delivery: when, what the receiver answered, how long it took, what went wrong."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_deliveries.id", index=True, ondelete="CASCADE")
+    attempt: int
+    attempted_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    address: str | None = Field(default=None, max_length=64, description="The IP address connected to.")
+
+
+class WebhookDisabledUrl(SQLModel, table=True):
+    """A URL that answered 410 Gone: the account's later events to it are recorded as skipped."""
+
+    __tablename__ = "webhook_disabled_urls"
+
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", primary_key=True, ondelete="CASCADE")
+    url: str = Field(max_length=2048, primary_key=True)
+    disabled_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    delivery_id: uuid.UUID | None = Field(default=None, description="The delivery that got the 410.")
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An Idempotency-Key of one account: the request it came with (a hash) and the job it made."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: uuid.UUID = Field(foreign_key="accounts.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(max_length=255, primary_key=True)
+    request_hash: str = Field(max_length=64)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    expires_at: datetime = Field(sa_column=_tz(nullable=False, index=True))

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -21,6 +21,10 @@ CleanText = Annotated[str, BeforeValidator(_clean_text)]
 PROMPT_MAX = 500
 SPEECH_MAX = 5000
 DEFAULT_DURATION = 8.0
+WEBHOOK_URL_MAX = 2048
+WEBHOOK_EVENT_TYPES = ("job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled")
+DEFAULT_WEBHOOK_EVENTS = ["job.succeeded", "job.failed", "job.canceled"]
+WebhookEventType = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
 
 
 class GenerationCreate(BaseModel):
@@ -37,12 +41,52 @@ class GenerationCreate(BaseModel):
     priority: int = Field(5, ge=0, le=9, description="0-9, higher runs first.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Random seed; random when omitted.")
     voice: str | None = Field(None, min_length=1, max_length=128, description="Piper voice id (voice model only).")
+    webhook_url: str | None = Field(
+        None, max_length=WEBHOOK_URL_MAX,
+        description="http(s) URL told about this job (signed, Standard Webhooks); it must resolve to public "
+                    "addresses unless SOUNDBOX_WEBHOOK_ALLOWLIST admits it.")
+    webhook_events: list[WebhookEventType] | None = Field(
+        None, min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
+        description="Which events to send (default: job.succeeded, job.failed, job.canceled); "
+                    "job.progress comes at most once a second.")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from shared.webhooks import check_url_syntax
+
+        return check_url_syntax(v)  # a ValueError names what is wrong
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _unique_events(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else sorted(set(v), key=WEBHOOK_EVENT_TYPES.index)
 
 
 class QualityOut(BaseModel):
-    score: float
-    issues: list[dict[str, Any]]
+    score: float = Field(description="0-100; every issue puts it under 50.")
+    issues: list[dict[str, Any]] = Field(description="Each {code, severity, value, threshold, message}.")
     is_good: bool
+    accepted_anyway: bool = Field(False, description="No generation attempt passed the quality check; this is "
+                                                     "the best-scoring one, kept anyway.")
+    note: str | None = None
+
+
+class AttemptOut(BaseModel):
+    """One generation attempt of a job and its quality report."""
+
+    model_config = ConfigDict(extra="allow")
+
+    attempt: int
+    seed: int | None = None
+    seconds: float | None = None
+    kind: str | None = None
+    score: float
+    is_good: bool
+    issues: list[dict[str, Any]] = Field(default_factory=list)
+    kept: bool = Field(False, description="This attempt became the job's result.")
 
 
 class ResultOut(BaseModel):
@@ -67,6 +111,10 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     result: ResultOut | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] = Field(default_factory=list)
+    attempt_history: list[AttemptOut] = Field(
+        default_factory=list, description="Every generation attempt, in order, with its quality report.")
 
 
 class JobList(BaseModel):
@@ -116,3 +164,76 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+
+
+# --- speech (OpenAI-compatible) and voices ---------------------------------------------------------
+
+SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd")  # tts-1 and tts-1-hd: OpenAI names, aliases of piper
+# OpenAI's built-in voice names; each speaks with the default voice (see GET /v1/voices).
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+                 "verse", "marin", "cedar")
+
+
+class VoiceRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+
+
+class SpeechCreate(BaseModel):
+    """OpenAI's `POST /v1/audio/speech` body, plus Piper's own options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["piper", "tts-1", "tts-1-hd"] = Field(
+        description="piper; tts-1 and tts-1-hd are accepted as aliases (all speak with Piper).")
+    input: CleanText = Field(min_length=1, max_length=SPEECH_MAX,
+                             description=f"The text to speak, up to {SPEECH_MAX} characters.")
+    voice: str | VoiceRef | None = Field(
+        None, description="A Piper voice id from GET /v1/voices (or {\"id\": ...}); OpenAI's names "
+                          "(alloy, echo, fable, onyx, nova, shimmer, ...) and omission mean the default voice.")
+    response_format: Literal["wav", "mp3", "flac", "opus", "pcm"] = Field(
+        "wav", description="wav (16-bit, voice rate), mp3, flac, opus (Ogg Opus), or pcm "
+                           "(raw 16-bit little-endian mono at 24 kHz, as OpenAI's).")
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="0.25-4.0; divides the length scale.")
+    instructions: str | None = Field(None, max_length=SPEECH_MAX,
+                                     description="Accepted for OpenAI compatibility; Piper voices ignore it.")
+    stream_format: Literal["audio"] | None = Field(None, description="Only 'audio' (server-sent events are not offered).")
+    length_scale: float | None = Field(None, ge=0.1, le=10, description="Piper: phoneme duration (> 1 slower); voice default when omitted.")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: generator noise; voice default when omitted.")
+    noise_w: float | None = Field(None, ge=0, le=2, description="Piper: phoneme width noise; voice default when omitted.")
+    speaker: int | str | None = Field(None, description="Piper: speaker id or name of a multi-speaker voice.")
+    sentence_silence: float = Field(0.0, ge=0, le=5, description="Piper: seconds of silence after each sentence.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Which noise to use: same text, voice, options and seed "
+                                                          "give the same audio.")
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and v < 0 or isinstance(v, str) and not 1 <= len(v) <= 128:
+            raise ValueError("must be a speaker id (0 or more) or a name of 1-128 characters")
+        return v
+
+
+class SpeakerOut(BaseModel):
+    id: int
+    name: str
+
+
+class VoiceOut(BaseModel):
+    id: str
+    name: str
+    language: str | None
+    quality: str | None
+    sample_rate: int
+    num_speakers: int
+    speakers: list[SpeakerOut] = Field(description="Named speakers of a multi-speaker voice, by id.")
+    license: str | None
+    source: str = Field(description="'package <distribution>' or 'voices_dir'.")
+    sample_url: str
+
+
+class VoiceList(BaseModel):
+    default: str = Field(description="The voice used when none is named, and for OpenAI's voice names.")
+    openai_aliases: list[str]
+    voices: list[VoiceOut]

@@ -54,10 +54,47 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's /metrics (0: off).")
     metrics_token: str | None = Field(None, description="Bearer token for /metrics (admin keys work too).")
 
+    # Telling clients: webhooks, live events, idempotent submits
+    public_url: str = Field("", description="Base URL clients reach the API at (https://sounds.example.com); "
+                                            "makes result URLs in webhook bodies absolute. Unset: relative URLs.")
+    webhook_allowlist: str = Field("", description="Comma-separated host names, addresses or CIDR ranges that "
+                                                   "webhooks may reach although not public (on-premises receivers).")
+    webhook_retry_schedule: str = Field(
+        "5,300,1800,7200,18000,36000,36000",
+        description="Seconds before each retry of a failed webhook (comma-separated); the first try is immediate. "
+                    "Each delay gets ±10 % jitter; a longer Retry-After wins.")
+    webhook_timeout: float = Field(15.0, gt=0, le=120, description="Seconds one webhook try may take in all.")
+    webhook_secret_grace_seconds: int = Field(86400, ge=0, description="After a rotation the previous webhook secret "
+                                                                       "signs too, for this long.")
+    webhook_poll_interval: float = Field(1.0, gt=0, le=60,
+                                         description="How often a webhook worker looks for due retries.")
+    events_ttl_seconds: int = Field(86400, ge=60, description="How long a job's event history is kept for "
+                                                              "GET /v1/jobs/{id}/events replays.")
+    idempotency_ttl_seconds: int = Field(86400, ge=60, description="How long an Idempotency-Key is remembered.")
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        try:
+            delays = [float(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 5,300,1800") from None
+        if any(d < 0 for d in delays):
+            raise ValueError("delays cannot be negative")
+        return ",".join(f"{d:g}" for d in delays)
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        return [float(x) for x in self.webhook_retry_schedule.split(",") if x]
+
     # Audio post-processing
     loudness_target_lufs: float = -14.0
     true_peak_dbtp: float = -1.0
     loop_crossfade_seconds: float = 0.5
+    quality_thresholds: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Quality analyzer overrides per kind ("music", "sfx", "speech" or "*" for all), JSON: '
+                    '{"*": {"silence_db": -55}, "sfx": {"hiss_ratio": 0.8}}; see shared/audio/quality.py.')
 
     # HTTP
     cors_origins: list[str] = []

@@ -32,6 +32,31 @@ def test_analyze_prints_one_json_line_per_file(tmp_path):
     assert "clipping" in {i["code"] for i in lines[1]["issues"]} and lines[1]["score"] < 100
 
 
+def test_analyze_a_folder_in_one_process_with_the_kind(tmp_path):
+    from tests.shared import audio_corpus as corpus
+
+    rng = np.random.default_rng(0)
+    sr = 22050
+    rain = corpus.sfx_rain(rng, 3 * sr, sr)
+    rain = rain / np.abs(rain).max() * 0.5
+    files = {"rain.wav": rain, "rain-stops.wav": np.r_[rain[: sr], np.zeros(2 * sr)],
+             "silent.wav": np.zeros(sr), "rain-dc.wav": rain * 0.2 + 0.3}
+    for name, audio in files.items():
+        (tmp_path / name).write_bytes(encode_wav(audio, sr))
+    paths = sorted(str(p) for p in tmp_path.glob("*.wav"))
+    out = soundbox("analyze", *paths, "--kind", "sfx", "--json", check=False)
+    assert out.returncode == 0, out.stderr
+    lines = {json.loads(line)["file"]: json.loads(line) for line in out.stdout.splitlines()}
+    assert sorted(lines) == paths and all(r["kind"] == "sfx" for r in lines.values())
+    verdicts = {p.rsplit("/", 1)[1]: (r["is_good"], [i["code"] for i in r["issues"]]) for p, r in lines.items()}
+    assert verdicts["rain.wav"] == (True, [])  # rain is noise by nature
+    assert verdicts["rain-stops.wav"] == (False, ["early_stop"])
+    assert verdicts["silent.wav"] == (False, ["silence"])
+    assert verdicts["rain-dc.wav"][0] is False and "dc_offset" in verdicts["rain-dc.wav"][1]
+    as_music = soundbox("analyze", str(tmp_path / "rain.wav"), "--kind", "music", check=False)
+    assert "BAD" in as_music.stdout and "noise_like" in as_music.stdout  # where music was asked
+
+
 def test_analyze_reports_unreadable_files_and_exits_nonzero(tmp_path):
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio at all")

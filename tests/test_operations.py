@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.conftest import free_port, make_key, submit, wait_for_job
@@ -30,8 +32,14 @@ def test_admin_queue_metrics_and_worker_metrics(api_url, client, workers, idle_q
     assert 'soundbox_generation_attempts_total{model="music"}' in worker_text
     assert "soundbox_quality_score_bucket" in worker_text and 'soundbox_model_loaded{model="music"} 1.0' in worker_text
 
-    live = admin.get("/v1/admin/queue").json()["workers"]
-    assert any(set(w["queues"]) == {"music", "audio"} and "music" in w["loaded"] for w in live)
+    def serving_both():  # workers announce every few seconds
+        live = admin.get("/v1/admin/queue").json()["workers"]
+        return any(set(w["queues"]) == {"music", "audio"} and {"music", "audio"} <= set(w["loaded"]) for w in live)
+
+    deadline = time.monotonic() + 20
+    while not serving_both():
+        assert time.monotonic() < deadline, admin.get("/v1/admin/queue").json()["workers"]
+        time.sleep(0.5)
 
 
 def test_request_ids(client):

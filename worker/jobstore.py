@@ -65,14 +65,21 @@ def record_attempt(job_id: uuid.UUID, worker: str, attempt: dict[str, Any]) -> N
     events.publish(event)
 
 
-def succeed(job_id: uuid.UUID, worker: str, sound: Sound) -> bool:
-    """Insert the sound and finish the job in one transaction, only while this worker holds it."""
+def succeed(job_id: uuid.UUID, worker: str, sound: Sound, kept_from_end: int | None = None) -> bool:
+    """Insert the sound and finish the job in one transaction, only while this worker holds it.
+    ``kept_from_end``: which attempt became the result, counted back from the last one logged
+    (0: the last); that attempt_log entry gets ``"kept": true``."""
     with session_scope() as s:
         job = s.exec(select(Job).where(col(Job.id) == job_id).with_for_update()).first()
         if job is None or job.status != RUNNING or job.worker != worker:
             return False
         s.add(sound)
         s.flush()
+        log = list(job.attempt_log or [])
+        if kept_from_end is not None and 0 <= kept_from_end < len(log):
+            kept = len(log) - 1 - kept_from_end
+            job.attempt_log = [dict(entry, kept=i == kept) if isinstance(entry, dict) else entry
+                               for i, entry in enumerate(log)]
         job.status, job.progress, job.finished_at = JobStatus.succeeded.value, 1.0, utcnow()
         job.result_sound_id, job.lease_expires_at, job.error = sound.id, None, None
         s.add(job)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from shared import events
 from shared.audio.io import encode_wav
 from shared.audio.loop import loop_crossfade_seconds, make_loopable
 from shared.audio.loudness import normalize_loudness
-from shared.audio.quality import QualityReport, analyze
+from shared.audio.quality import QualityReport, analyze, thresholds_for
 from shared.audio.spectrogram import render_spectrogram_png
 from shared.catalog import ModelSpec
 from shared.models import Job, JobStatus, Sound
@@ -48,6 +49,8 @@ class JobMonitor:
         self.canceled = False
         self.lost = False
         self._written = -1.0
+        self._told = 0.0  # progress last sent as a job.progress event
+        self._throttle = events.Throttle()
         self._renewed = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}", daemon=True)
@@ -62,6 +65,7 @@ class JobMonitor:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
+            self._tell_progress()
             due = time.monotonic() - self._renewed > self.lease / 3
             if self.progress == self._written and not due:
                 continue
@@ -75,6 +79,12 @@ class JobMonitor:
                 self.lost = True
             elif canceled:
                 self.canceled = True
+
+    def _tell_progress(self) -> None:
+        """A job.progress event for progress stored since the last one, at most one a second."""
+        if self._written > self._told and self._throttle.ready():
+            self._told = self._written
+            events.emit(self.job_id, "job.progress", only_status=JobStatus.running.value)
 
     def set_progress(self, value: float) -> None:
         self.progress = max(self.progress, min(1.0, value))
@@ -103,6 +113,7 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
         duration += loop_crossfade_seconds(duration, settings.loop_crossfade_seconds)
     best: Candidate | None = None
     log_entries: list[dict] = []
+    thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
     for attempt in range(settings.max_attempts):
         seed = (params["seed"] + attempt) % 2**31
         request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"))
@@ -114,7 +125,7 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
 
         started = time.perf_counter()
         audio = engine.generate([request], progress=progress)[0]
-        report = analyze(audio.samples, audio.sample_rate, spec.kind)
+        report = analyze(audio.samples, audio.sample_rate, spec.kind, thresholds)
         entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
                  "kind": spec.kind, **report.to_dict()}
         log_entries.append(entry)
@@ -131,6 +142,10 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
             break
         monitor.check()
     assert best is not None
+    if not best.report.is_good:
+        log.warning("no attempt passed the quality check; keeping the best", job_id=str(monitor.job_id),
+                    attempts=len(log_entries), kept=best.attempt, score=best.report.score,
+                    issues=[i.code for i in best.report.issues])
     return best, log_entries
 
 
@@ -194,12 +209,12 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
             spec = catalog[job.model]
             engine = cache.get(job.model)
             monitor.check()
-            best, _ = generate_until_good(engine, spec, job.params, settings, monitor)
+            best, attempts = generate_until_good(engine, spec, job.params, settings, monitor)
             rendered = postprocess(best.audio, job.params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
             monitor.check()
-        if not jobstore.succeed(job_id, worker, sound):
+        if not jobstore.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)
             store.delete(sound.spectrogram_key)
             return "lost: another delivery owns the job"

@@ -16,6 +16,7 @@ from api.auth import CurrentPrincipal, Principal
 from api.deps import SessionDep
 from api.presenters import job_out
 from api.problems import ProblemException
+from shared import events
 from shared.models import Job, JobStatus, Sound, utcnow
 from shared.schemas import JobList, JobOut
 
@@ -92,7 +93,12 @@ def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep, princip
                 error="canceled by request")
         .returning(col(Job.id))
     ).first()
-    if canceled is None:
+    event = None
+    if canceled is not None:  # its job.canceled event (and webhook) in the same transaction
+        job = load_job(session, job_id, principal)
+        session.refresh(job)
+        event = events.record(session, job, "job.canceled")
+    else:
         flagged = session.exec(
             update(Job).where(col(Job.id) == job_id, col(Job.status) == JobStatus.running.value)
             .values(cancel_requested=True).returning(col(Job.id))
@@ -102,6 +108,7 @@ def cancel_job(job_id: uuid.UUID, request: Request, session: SessionDep, princip
             job = load_job(session, job_id, principal)
             raise ProblemException(409, f"job {job_id} has already finished ({job.status})")
     session.commit()
+    events.publish(event)
     job = load_job(session, job_id, principal)
     session.refresh(job)
     return present(request, session, job)

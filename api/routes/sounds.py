@@ -1,4 +1,5 @@
-"""Sounds: metadata, the audio (WAV, Range requests) and the spectrogram."""
+"""Sounds: metadata, the audio (WAV as generated, or FLAC / MP3 / Ogg Vorbis / Ogg Opus
+converted once and cached; Range requests on all), waveform peaks and the spectrogram."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import uuid
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from api.auth import CurrentPrincipal
@@ -14,8 +16,10 @@ from api.deps import SessionDep, StoreDep
 from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
+from shared.audio import formats, peaks
 from shared.models import Sound
 from shared.schemas import SoundOut
+from shared.storage import ObjectNotFound
 
 router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -37,18 +41,97 @@ def get_sound(sound: OwnedSound, request: Request) -> SoundOut:
     return sound_out(request, sound)
 
 
+def not_modified(request: Request, etag: str) -> bool:
+    """Whether If-None-Match names ``etag`` (or is ``*``); weak and strong tags compare alike."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _missing(sound: Sound) -> ProblemException:
+    return ProblemException(404, f"the audio of sound {sound.id} is missing from the store")
+
+
+AUDIO_RESPONSES = {
+    200: {"content": {f.media_type: {} for f in formats.FORMATS.values()},
+          "description": "the audio; Range requests get 206"},
+    206: {"description": "partial content"},
+    304: {"description": "not modified (If-None-Match)"},
+    406: {"description": "the Accept header names no supported format"},
+}
+
+
 @router.get("/v1/sounds/{sound_id}/audio", name="get_sound_audio", response_class=Response,
-            responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "partial content"}})
-def get_sound_audio(sound: OwnedSound, request: Request, store: StoreDep) -> Response:
-    return serve_object(request, store, sound.audio_key, "audio/wav",
-                        {**IMMUTABLE, "ETag": f'"{sound.id}-wav"',
-                         "Content-Disposition": f'inline; filename="soundbox-{sound.id}.wav"'})
+            responses=AUDIO_RESPONSES)
+def get_sound_audio(
+    sound: OwnedSound,
+    request: Request,
+    store: StoreDep,
+    format: Annotated[str | None, Query(
+        description=f"One of {', '.join(formats.SUPPORTED)}; wins over the Accept header "
+                    "(audio/wav, audio/flac, audio/mpeg, audio/ogg, audio/opus). Default: wav.")] = None,
+) -> Response:
+    """The sound's audio. WAV is the file as generated; other formats are converted on first
+    request and cached. Every format supports Range and If-None-Match."""
+    if format is not None:
+        try:
+            fmt = formats.check_format(format)
+        except formats.UnsupportedFormat as exc:
+            raise RequestValidationError([{"type": "enum", "loc": ("query", "format"), "msg": str(exc),
+                                           "input": format}]) from None
+    else:
+        name = formats.negotiate(request.headers.get("accept"))
+        if name is None:
+            raise ProblemException(406, "none of the types in the Accept header can be served; "
+                                        f"supported: {', '.join(f.media_type for f in formats.FORMATS.values())}",
+                                   supported=list(formats.SUPPORTED))
+        fmt = formats.FORMATS[name]
+    etag = f'"{sound.id}-{fmt.name}"'
+    headers = {**IMMUTABLE, "ETag": etag, "Vary": "Accept",
+               "Content-Disposition": formats.content_disposition(sound.prompt, str(sound.id), fmt.name)}
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    try:
+        key = formats.ensure_format(store, sound.audio_key, fmt.name)
+        return serve_object(request, store, key, fmt.media_type, headers)
+    except ObjectNotFound:
+        raise _missing(sound) from None
+
+
+@router.get("/v1/sounds/{sound_id}/peaks", name="get_sound_peaks", response_class=Response,
+            responses={200: {"content": {"application/json": {"example": {
+                "points": 2, "sample_rate": 32000, "duration": 2.0, "channels": 1,
+                "peaks": [[-0.41, 0.43], [-0.38, 0.4]]}}}}, 304: {"description": "not modified"}})
+def get_sound_peaks(
+    sound: OwnedSound,
+    request: Request,
+    store: StoreDep,
+    points: Annotated[int, Query(ge=1, le=peaks.MAX_POINTS,
+                                 description="How many [min, max] pairs (each covers duration / points).")] = 1000,
+) -> Response:
+    """Waveform peaks for drawing the sound: ``points`` equal spans of the clip, each span's
+    minimum and maximum sample over all channels. Computed once per ``points`` and cached."""
+    etag = f'"{sound.id}-peaks-{points}"'
+    headers = {**IMMUTABLE, "ETag": etag}
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    try:
+        body = peaks.ensure_peaks(store, sound.audio_key, points)
+    except ObjectNotFound:
+        raise _missing(sound) from None
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/v1/sounds/{sound_id}/spectrogram.png", name="get_sound_spectrogram", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+            responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
 def get_sound_spectrogram(sound: OwnedSound, request: Request, store: StoreDep) -> Response:
+    """The mel spectrogram, rendered once by the worker."""
     etag = f'"{sound.id}-spec"'
-    if request.headers.get("if-none-match") == etag:
+    if not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag, **IMMUTABLE})
-    return serve_object(request, store, sound.spectrogram_key, "image/png", {**IMMUTABLE, "ETag": etag})
+    try:
+        return serve_object(request, store, sound.spectrogram_key, "image/png", {**IMMUTABLE, "ETag": etag})
+    except ObjectNotFound:
+        raise ProblemException(404, f"the spectrogram of sound {sound.id} is missing from the store") from None
