@@ -23,3 +23,27 @@ def withdraw(client: redis.Redis, name: str) -> None:
 def workers(client: redis.Redis) -> list[dict[str, Any]]:
     keys = sorted(client.scan_iter(PREFIX + "*", count=200))
     return [json.loads(v) for v in client.mget(keys) if v] if keys else []
+
+
+class Presence:
+    """One process's entry in the registry, and the stop flag of its background loop."""
+
+    def __init__(self, redis_url: str):
+        import os
+        import socket
+        import threading
+
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.redis = redis.Redis.from_url(redis_url)
+        self.stopped = threading.Event()
+
+    def announce(self, info: dict[str, Any]) -> None:
+        announce(self.redis, self.name, info)
+
+    def stop(self) -> None:
+        """Stop the background loop and leave the registry (best effort)."""
+        self.stopped.set()
+        try:
+            withdraw(self.redis, self.name)
+        except redis.RedisError:
+            pass

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import uuid
 from functools import lru_cache
 
-import redis
 import structlog
 from celery import signals
 
@@ -29,36 +26,31 @@ class WorkerRuntime:
 
     def __init__(self) -> None:
         self.settings = get_settings()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.presence = registry.Presence(self.settings.redis_url)
+        self.name = self.presence.name
         self.catalog = get_catalog(self.settings)
         self.cache = ModelCache(self.catalog, self.settings, self.settings.device)
         self.store = get_store(self.settings)
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
         self.queues: list[str] = []
-        self._stop = threading.Event()
 
     def start_background(self, queues: list[str]) -> None:
         self.queues = queues
         threading.Thread(target=self._background, name="soundbox-background", daemon=True).start()
 
     def stop(self) -> None:
-        self._stop.set()
-        try:
-            registry.withdraw(self.redis, self.name)
-        except redis.RedisError:
-            pass
+        self.presence.stop()
 
     def _background(self) -> None:
         interval = min(self.settings.recovery_interval, self.settings.aging_seconds, registry.TTL_SECONDS // 3)
-        while not self._stop.is_set():
+        while not self.presence.stopped.is_set():
             try:
-                registry.announce(self.redis, self.name, {"queues": self.queues, "device": self.settings.device,
+                self.presence.announce({"queues": self.queues, "device": self.settings.device,
                                                           "loaded": self.cache.loaded()})
                 self.recover_expired()
                 self.promote_aged()
             except Exception as exc:  # keep the loop alive through outages
                 log.warning("background duty failed", error=str(exc))
-            self._stop.wait(interval)
+            self.presence.stopped.wait(interval)
 
     def run(self, job_id: uuid.UUID) -> str:
         return run_job(job_id, worker=self.name, settings=self.settings, catalog=self.catalog,
@@ -73,7 +65,7 @@ class WorkerRuntime:
             return
         others = [q for q in self.queues if q != job.model]
         for _ in range(self.settings.affinity_max_run - 1):
-            if self._stop.is_set():  # shutting down: leave the rest to the queue
+            if self.presence.stopped.is_set():  # shutting down: leave the rest to the queue
                 return
             next_id = jobstore.next_for_model(job.model, others)
             if next_id is None:

@@ -9,14 +9,11 @@ and never outlive the broker's visibility timeout. This module imports no engine
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
 from datetime import timedelta
 
-import redis
 import structlog
 from celery import signals
 from sqlalchemy import delete, or_, tuple_, update
@@ -148,27 +145,22 @@ class WebhookRuntime:
 
     def __init__(self) -> None:
         self.settings = get_settings()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
-        self._stop = threading.Event()
+        self.presence = registry.Presence(self.settings.redis_url)
+        self.name = self.presence.name
 
     def start_background(self) -> None:
         threading.Thread(target=self._background, name="soundbox-webhook-sweep", daemon=True).start()
 
     def stop(self) -> None:
-        self._stop.set()
-        try:
-            registry.withdraw(self.redis, self.name)
-        except redis.RedisError:
-            pass
+        self.presence.stop()
 
     def _background(self) -> None:
         announced = purged = 0.0
         clock = time.monotonic
-        while not self._stop.is_set():
+        while not self.presence.stopped.is_set():
             try:
                 if clock() - announced > registry.TTL_SECONDS / 3:
-                    registry.announce(self.redis, self.name, {"queues": [WEBHOOK_QUEUE], "role": "webhooks"})
+                    self.presence.announce({"queues": [WEBHOOK_QUEUE], "role": "webhooks"})
                     announced = clock()
                 sent = dispatch_due()
                 if sent:
@@ -178,7 +170,7 @@ class WebhookRuntime:
                     purged = clock()
             except Exception as exc:  # keep sweeping through outages
                 log.warning("webhook sweep failed", error=str(exc))
-            self._stop.wait(self.settings.webhook_poll_interval)
+            self.presence.stopped.wait(self.settings.webhook_poll_interval)
 
 
 _runtime: WebhookRuntime | None = None
