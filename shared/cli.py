@@ -207,9 +207,11 @@ def cmd_up(args: argparse.Namespace) -> None:
 Sound Box is up.
   API docs:  {base}/docs
   Try it:
-    curl -s -X POST {base}/v1/generations -H 'Content-Type: application/json' \\
+    curl -s -X POST {base}/v1/generations -H 'Content-Type: application/json' -H 'Prefer: wait=30' \\
       -d '{{"model": "music", "prompt": "calm acoustic guitar, folk style", "duration": 4}}'
-    # then: curl -s {base}/v1/jobs/<id>   and   curl -s -o out.wav {base}/v1/sounds/<sound_id>/audio
+    # answers with the finished job; fetch its result.audio_url:  curl -s -o out.wav <audio_url>
+    curl -s -o hello.wav {base}/v1/audio/speech -H 'Content-Type: application/json' \\
+      -d '{{"model": "piper", "input": "Hello from Sound Box.", "voice": "en_US-joe-medium"}}'
 Press Ctrl-C to stop.
 """, flush=True)
     while all(p.poll() is None for p in procs):
