@@ -31,9 +31,9 @@ def owned(api_url, keys, module_worker):
     return done
 
 
-def _status(api_url, key, method, path):
+def _status(api_url, key, method, path, body=None):
     with as_(api_url, key) as c:
-        return c.request(method, path).status_code
+        return c.request(method, path, json=body).status_code
 
 
 @pytest.mark.parametrize("method, template, expected", [
@@ -43,7 +43,14 @@ def _status(api_url, key, method, path):
     ("GET", "/v1/sounds/{sound}", (401, 404, 200, 200)),
     ("GET", "/v1/sounds/{sound}/audio", (401, 404, 200, 200)),
     ("GET", "/v1/sounds/{sound}/spectrogram.png", (401, 404, 200, 200)),
+    ("GET", "/v1/sounds/{sound}/audio?format=flac", (401, 404, 200, 200)),
+    ("GET", "/v1/sounds/{sound}/peaks?points=50", (401, 404, 200, 200)),
+    ("GET", "/v1/jobs/{job}/events", (401, 404, 200, 200)),
+    ("GET", "/v1/jobs/{job}/webhooks", (401, 404, 200, 200)),
     ("GET", "/v1/jobs", (401, 200, 200, 200)),
+    ("GET", "/v1/webhooks/secret", (401, 200, 200, 200)),
+    ("GET", "/v1/voices", (401, 200, 200, 200)),
+    ("GET", "/v1/voices/en_US-joe-medium/sample", (401, 200, 200, 200)),
     ("GET", "/v1/models", (401, 200, 200, 200)),
     ("GET", "/v1/admin/queue", (401, 403, 403, 200)),
     ("GET", "/v1/admin/keys", (401, 403, 403, 200)),
@@ -56,6 +63,12 @@ def test_route_matrix(api_url, keys, owned, method, template, expected):
     path = template.format(job=owned["id"], sound=owned["result"]["sound_id"])
     got = tuple(_status(api_url, k, method, path) for k in (None, keys["other"], keys["owner"], keys["admin"]))
     assert got == expected
+
+
+def test_speech_needs_a_key(api_url, keys):
+    body = {"model": "piper", "input": "Keys, please.", "voice": "en_US-joe-medium"}
+    got = tuple(_status(api_url, k, "POST", "/v1/audio/speech", body) for k in (None, keys["other"], keys["admin"]))
+    assert got == (401, 200, 200)
 
 
 def test_listing_shows_only_own_jobs_but_all_for_admins(api_url, keys, owned):
