@@ -117,11 +117,13 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
     for attempt in range(settings.max_attempts):
         seed = (params["seed"] + attempt) % 2**31
         request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"))
-        share = GENERATION_SHARE / settings.max_attempts
+        # Each attempt moves progress two thirds of the way to the end of generation (the last one
+        # all the way), so a retry never stalls progress and a first success leaves room after it.
+        base = monitor.progress
+        span = (GENERATION_SHARE - base) * (1.0 if attempt == settings.max_attempts - 1 else 2 / 3)
 
-        def progress(p: float, _a: int = attempt) -> None:
-            # The first attempt may use the whole generation share; retries continue from there.
-            monitor.set_progress(p * GENERATION_SHARE if _a == 0 else min(GENERATION_SHARE, (_a + p) * share))
+        def progress(p: float, _base: float = base, _span: float = span) -> None:
+            monitor.set_progress(_base + p * _span)
 
         started = time.perf_counter()
         audio = engine.generate([request], progress=progress)[0]
