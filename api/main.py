@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -16,6 +17,7 @@ from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
 from api.routes import admin, events, generations, health, jobs, models, sounds, speech, voices, webhooks
 from shared.logging import configure_logging
+from shared.settings import get_settings
 
 DESCRIPTION = """Sound Box turns text into music (MusicGen), sound effects (AudioGen), alternative
 music (MAGNeT) and speech (Piper). Submit with `POST /v1/generations`, follow the job at its
@@ -83,6 +85,11 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     _metrics_route(app)
     _request_context(app)
+    origins = get_settings().cors_origins
+    if origins:  # browser frontends on other origins
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=["Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                                           "RateLimit-Reset", "X-Request-ID", "Content-Range"])
     return app
 
 

@@ -142,3 +142,19 @@ def test_admin_manages_keys_over_http(api_url, keys):
         assert admin.post("/v1/admin/keys/nope/revoke").status_code == 404
         assert "tier" in {e["field"] for e in admin.post("/v1/admin/keys", json={"name": "x", "tier": "gold"})
                           .json()["errors"]}
+
+
+def test_cors_for_configured_origins(database):
+    url, proc = start_api({"SOUNDBOX_CORS_ORIGINS": '["https://app.example"]'})
+    try:
+        preflight = httpx.options(url + "/v1/generations", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.options(url + "/v1/generations", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        proc.terminate()
+        proc.wait(10)
