@@ -1,26 +1,22 @@
-"""Database rows to API bodies (URLs are absolute, built from the request)."""
+"""Database rows to API bodies, with absolute URLs built from the request's base URL."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
 from shared import jobview
-from shared.jobview import quality_of
+from shared.jobview import quality_of, sound_paths
 from shared.models import Job, Sound
 from shared.schemas import JobOut, SoundOut
 
 
-def _urls(request: Request, sound: Sound) -> tuple[str, str]:
-    return (str(request.url_for("get_sound_audio", sound_id=sound.id)),
-            str(request.url_for("get_sound_spectrogram", sound_id=sound.id)))
-
-
 def job_out(request: Request, job: Job, sound: Sound | None) -> JobOut:
-    return jobview.job_out(job, sound, _urls(request, sound) if sound is not None else None)
+    return jobview.job_out(job, sound, base_url=str(request.base_url))
 
 
 def sound_out(request: Request, sound: Sound) -> SoundOut:
-    audio_url, spectrogram_url = _urls(request, sound)
+    base = str(request.base_url).rstrip("/")
+    audio_url, spectrogram_url = (base + p for p in sound_paths(sound.id))
     return SoundOut(id=sound.id, job_id=sound.job_id, model=sound.model, prompt=sound.prompt,
                     duration=sound.duration, sample_rate=sound.sample_rate, channels=sound.channels,
                     loopable=sound.loopable, quality=quality_of(sound), audio_url=audio_url,

@@ -32,12 +32,11 @@ def sound_paths(sound_id) -> tuple[str, str]:
     return f"/v1/sounds/{sound_id}/audio", f"/v1/sounds/{sound_id}/spectrogram.png"
 
 
-def job_out(job: Job, sound: Sound | None, urls: tuple[str, str] | None = None, base_url: str = "") -> JobOut:
-    """``urls`` (audio, spectrogram) when the caller has them; otherwise ``base_url`` + the routes' paths
-    (relative URLs when ``base_url`` is empty)."""
+def job_out(job: Job, sound: Sound | None, base_url: str = "") -> JobOut:
+    """Result URLs are ``base_url`` + the routes' paths (relative when ``base_url`` is empty)."""
     result = None
     if sound is not None:
-        audio_url, spectrogram_url = urls or tuple(base_url.rstrip("/") + p for p in sound_paths(sound.id))
+        audio_url, spectrogram_url = (base_url.rstrip("/") + p for p in sound_paths(sound.id))
         result = ResultOut(sound_id=sound.id, audio_url=audio_url, spectrogram_url=spectrogram_url,
                            duration=sound.duration, sample_rate=sound.sample_rate, quality=quality_of(sound))
     return JobOut(id=job.id, status=job.status, model=job.model, params=job.params, priority=job.priority,
