@@ -4,6 +4,7 @@ and per-key rate limits by route class."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 import structlog
@@ -68,13 +69,18 @@ def tier_of(principal: Principal, settings) -> TierLimits:
     return settings.tiers.get(principal.account.tier) or settings.tiers["free"]
 
 
+@lru_cache
+def _bucket(redis) -> TokenBucket:
+    return TokenBucket(redis)  # one registered script per Redis client, not one per request
+
+
 def rate_limit(route_class: str):
     """A dependency charging one request to the caller's bucket for ``route_class``."""
 
     def charge(request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
         limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
         try:
-            result = TokenBucket(redis).take(f"soundbox:ratelimit:{route_class}:{principal.key}", limit, per)
+            result = _bucket(redis).take(f"soundbox:ratelimit:{route_class}:{principal.key}", limit, per)
         except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
             log.warning("rate limiter unavailable", error=str(exc))
             return
