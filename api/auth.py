@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 
 from api.deps import RedisDep, SessionDep, SettingsDep
 from api.problems import ProblemException
-from shared.accounts import account_for_key, anonymous_account
-from shared.models import Account
-from shared.ratelimit import TokenBucket
-from shared.tiers import TierLimits
+from shared.domain.accounts import account_for_key, anonymous_account
+from shared.domain.models import Account
+from shared.infra.ratelimit import TokenBucket
+from shared.domain.tiers import TierLimits
 
 log = structlog.get_logger()
 

@@ -10,10 +10,10 @@ import redis
 from fastapi import Depends
 from sqlmodel import Session
 
-from shared.catalog import ModelSpec, get_catalog
-from shared.db import get_engine
+from shared.domain.catalog import ModelSpec, get_catalog
+from shared.infra.db import get_engine
 from shared.settings import Settings, get_settings
-from shared.storage import ObjectStore, get_store
+from shared.infra.storage import ObjectStore, get_store
 
 
 def get_session() -> Iterator[Session]:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
 
 from api.problems import ProblemException
-from shared.models import IdempotencyKey, Job, utcnow
+from shared.domain.models import IdempotencyKey, Job, utcnow
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like a UUID or any opaque token

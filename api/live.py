@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from sqlmodel import Session
 
-from shared.db import get_engine
-from shared.events import TERMINAL_EVENTS, channel, stream_key
-from shared.models import Job, Sound
+from shared.infra.db import get_engine
+from shared.domain.events import TERMINAL_EVENTS, channel, stream_key
+from shared.domain.models import Job, Sound
 
 DB_LOOK_EVERY = 5.0  # seconds between database looks while following a job
 

@@ -16,7 +16,7 @@ from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
 from api.routes import admin, events, generations, health, jobs, models, sounds, speech, voices, webhooks
-from shared.logging import configure_logging
+from shared.infra.logging import configure_logging
 from shared.settings import get_settings
 
 DESCRIPTION = """Sound Box turns text into music (MusicGen), sound effects (AudioGen), alternative

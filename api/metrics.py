@@ -9,8 +9,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from shared.db import get_engine
-from shared.models import Job, JobStatus, utcnow
+from shared.infra.db import get_engine
+from shared.domain.models import Job, JobStatus, utcnow
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("soundbox_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from shared import jobview
-from shared.jobview import quality_of, sound_paths
-from shared.models import Job, Sound
-from shared.schemas import JobOut, SoundOut
+from shared.domain import jobview
+from shared.domain.jobview import quality_of, sound_paths
+from shared.domain.models import Job, Sound
+from shared.domain.schemas import JobOut, SoundOut
 
 
 def job_out(request: Request, job: Job, sound: Sound | None) -> JobOut:

@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.problems import problem
-from shared.storage import ObjectStore
+from shared.infra.storage import ObjectStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

@@ -25,8 +25,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.problems import ProblemException
-from shared.catalog import get_catalog
-from shared.schemas import OPENAI_VOICES
+from shared.domain.catalog import get_catalog
+from shared.domain.schemas import OPENAI_VOICES
 from shared.settings import Settings, get_settings
 from shared.speech.encode import StreamEncoder
 from shared.speech.synth import Utterance

@@ -43,7 +43,7 @@ def free_port() -> int:
 def start_api(workers: int | None) -> tuple[subprocess.Popen, str]:
     """`soundbox services` + `migrate`, then an API process on a free port (anonymous access on,
     rate limits out of the way)."""
-    exe = [sys.executable, "-m", "shared.cli"]
+    exe = [sys.executable, "-m", "soundbox.cli"]
     subprocess.run([*exe, "services"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([*exe, "migrate"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     env = {**os.environ, "SOUNDBOX_ALLOW_ANONYMOUS": "true",

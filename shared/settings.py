@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.tiers import DEFAULT_TIERS, TierLimits
+from shared.domain.tiers import DEFAULT_TIERS, TierLimits
 
 
 class Settings(BaseSettings):

@@ -27,8 +27,18 @@ def _claim_redis_db() -> int:
 
     import redis
 
+    def alive(pid: bytes | None) -> bool:  # a run killed before its atexit left its claim behind
+        try:
+            os.kill(int(pid or 0), 0)
+        except (OSError, ValueError):
+            return False
+        return int(pid or 0) > 0
+
     for n in range(15, 0, -1):
         client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{n}")
+        holder = client.get("soundbox:test-run")
+        if holder is not None and not alive(holder):
+            client.delete("soundbox:test-run")
         if client.set("soundbox:test-run", os.getpid(), nx=True, ex=3 * 3600):
             atexit.register(lambda c=client: c.delete("soundbox:test-run"))
             return n
@@ -69,7 +79,7 @@ def free_port() -> int:
 def database() -> str:
     import psycopg
 
-    from shared.migrate import upgrade_head
+    from shared.infra.migrate import upgrade_head
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
@@ -110,7 +120,7 @@ def start_api(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
     log = open(_TMP / f"api-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/readyz", proc)
@@ -127,8 +137,8 @@ def api_url(database, redis_client) -> str:
 
 def make_key(name: str = "tester", tier: str = "creator", admin: bool = False) -> str:
     """A real API key, created the way `soundbox keys create` does."""
-    from shared.accounts import create_account_with_key
-    from shared.db import session_scope
+    from shared.domain.accounts import create_account_with_key
+    from shared.infra.db import session_scope
 
     with session_scope() as session:
         return create_account_with_key(session, name, tier, admin).secret
@@ -156,10 +166,10 @@ class Workers:
 
     def start(self, queues: str = "music,audio,magnet,voice", concurrency: int = 1,
               timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.Popen:
-        from shared import registry
+        from shared.infra import registry
 
         log = open(_TMP / f"worker-{len(self.procs)}-{time.time():.0f}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "--queues", queues,
+        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "worker", "--queues", queues,
                                  "--concurrency", str(concurrency)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                 start_new_session=True)
@@ -177,10 +187,10 @@ class Workers:
     def start_webhooks(self, env: dict[str, str] | None = None, concurrency: int = 4,
                        timeout: float = 60) -> subprocess.Popen:
         """A `soundbox webhooks` delivery worker, ready when it announces itself."""
-        from shared import registry
+        from shared.infra import registry
 
         log = open(_TMP / f"webhooks-{len(self.procs)}-{time.time():.0f}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "webhooks", "--concurrency", str(concurrency)],
+        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "webhooks", "--concurrency", str(concurrency)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                 start_new_session=True)
         self.procs.append(proc)
@@ -238,7 +248,7 @@ def wait_for_job(client, job_id: str, timeout: float = 120, until=("succeeded", 
 @pytest.fixture
 def idle_queues(redis_client, api_url):
     """No worker runs and no message waits when the test starts."""
-    from shared import registry
+    from shared.infra import registry
 
     deadline = time.monotonic() + 30
     while registry.workers(redis_client) and time.monotonic() < deadline:
@@ -248,7 +258,7 @@ def idle_queues(redis_client, api_url):
             redis_client.delete(key)
     from sqlalchemy import text
 
-    from shared.db import session_scope
+    from shared.infra.db import session_scope
 
     with session_scope() as s:  # jobs earlier tests left waiting would be picked up by model affinity
         s.exec(text("UPDATE jobs SET status = 'canceled', error = 'test cleanup' WHERE status = 'queued'"))
@@ -262,8 +272,8 @@ def submit(client, **fields) -> str:
 
 
 def db_job(job_id: str):
-    from shared.db import session_scope
-    from shared.models import Job
+    from shared.infra.db import session_scope
+    from shared.domain.models import Job
 
     with session_scope() as s:
         return s.get(Job, uuid.UUID(job_id))

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 
 def soundbox(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "soundbox.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=check)
 
 
@@ -95,7 +95,7 @@ def test_keys_create_list_revoke(api_url, database):
 
     from sqlalchemy import text
 
-    from shared.db import session_scope
+    from shared.infra.db import session_scope
 
     with session_scope() as s:  # only a hash is stored
         rows = s.exec(text("SELECT api_keys::text FROM api_keys")).all()

@@ -29,7 +29,7 @@ def second_api(api_url):
     """Another API process on the same Redis and database: events reach every process."""
     port = free_port()
     log = open(_TMP / "api-second.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/readyz", proc)
@@ -236,7 +236,7 @@ def test_malformed_idempotency_key_is_422(account, key):
 def test_a_client_that_leaves_frees_its_subscription(account, api_url, redis_client):
     import time
 
-    from shared.events import channel
+    from shared.domain.events import channel
 
     job = account.post("/v1/generations", json={"model": "magnet", "prompt": "left alone", "duration": 2}).json()
     subscribers = lambda: dict(redis_client.pubsub_numsub(channel(job["id"])))[channel(job["id"]).encode()]  # noqa: E731

@@ -55,7 +55,7 @@ def test_redelivery_after_worker_is_killed(client, workers, idle_queues):
 
 
 def test_duplicate_delivery_does_not_run_twice(client, workers, idle_queues):
-    from shared.celery_app import enqueue_job
+    from shared.infra.celery_app import enqueue_job
 
     workers.start(queues="music", concurrency=2)
     job_id = submit(client, duration=10)

@@ -1,7 +1,7 @@
 """The worker's reads and writes of job rows. Every state change is one conditional UPDATE, so
 two deliveries of the same task can never both run it: the first claims a lease, the other backs off.
 Each state change records its job event in the same transaction (webhook deliveries included) and
-publishes it after the commit (shared/events.py).
+publishes it after the commit (shared/domain/events.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Integer, cast, func, update
 from sqlmodel import col, select
 
-from shared import events
-from shared.db import session_scope
-from shared.models import Job, JobStatus, Sound, utcnow
+from shared.domain import events
+from shared.infra.db import session_scope
+from shared.domain.models import Job, JobStatus, Sound, utcnow
 
 RUNNING = JobStatus.running.value
 

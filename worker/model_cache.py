@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Callable
 
-from shared.catalog import ModelSpec
+from shared.domain.catalog import ModelSpec
 from shared.settings import Settings
 from worker.engines import load_engine
 from worker.engines.base import Engine

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from shared import events
+from shared.domain import events
 from shared.audio.io import encode_wav
 from shared.audio.loop import loop_crossfade_seconds, make_loopable
 from shared.audio.loudness import normalize_loudness
 from shared.audio.quality import QualityReport, analyze, thresholds_for
 from shared.audio.spectrogram import render_spectrogram_png
-from shared.catalog import ModelSpec
-from shared.models import Job, JobStatus, Sound
+from shared.domain.catalog import ModelSpec
+from shared.domain.models import Job, JobStatus, Sound
 from shared.settings import Settings
-from shared.storage import ObjectStore, sound_keys
+from shared.infra.storage import ObjectStore, sound_keys
 from worker import jobstore, metrics
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
 from worker.model_cache import ModelCache

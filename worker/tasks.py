@@ -9,11 +9,11 @@ from functools import lru_cache
 import structlog
 from celery import signals
 
-from shared import registry
-from shared.catalog import get_catalog
-from shared.celery_app import GENERATE_TASK, celery_app, enqueue_job
+from shared.infra import registry
+from shared.domain.catalog import get_catalog
+from shared.infra.celery_app import GENERATE_TASK, celery_app, enqueue_job
 from shared.settings import get_settings
-from shared.storage import get_store
+from shared.infra.storage import get_store
 from worker import jobstore, metrics
 from worker.model_cache import ModelCache
 from worker.pipeline import run_job

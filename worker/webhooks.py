@@ -1,7 +1,7 @@
 """The webhook worker (`soundbox webhooks`): the Celery task on the ``webhooks`` queue that makes
 one try of a delivery, and the sweep that sends due retries and deliveries whose dispatch was lost.
 
-Deliveries are rows (written with the job's state change, see shared/events.py). A try claims its
+Deliveries are rows (written with the job's state change, see shared/domain/events.py). A try claims its
 row with a lease (one conditional UPDATE), so duplicate tasks never send twice at once; retries
 wait in the row (``next_attempt_at``), not in the broker, so hours-long backoffs survive restarts
 and never outlive the broker's visibility timeout. This module imports no engine and no torch.
@@ -20,13 +20,13 @@ from sqlalchemy import delete, or_, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
-from shared import registry
-from shared.celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK, celery_app, enqueue_webhook
-from shared.db import session_scope
-from shared.models import (IdempotencyKey, WebhookAttempt, WebhookDelivery, WebhookDeliveryState,
+from shared.infra import registry
+from shared.infra.celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK, celery_app, enqueue_webhook
+from shared.infra.db import session_scope
+from shared.domain.models import (IdempotencyKey, WebhookAttempt, WebhookDelivery, WebhookDeliveryState,
                            WebhookDisabledUrl, utcnow)
 from shared.settings import Settings, get_settings
-from shared.webhooks import (Allowlist, Resolver, TryResult, account_secret, encode_body, next_delay, send,
+from shared.domain.webhooks import (Allowlist, Resolver, TryResult, account_secret, encode_body, next_delay, send,
                              signed_headers, signing_secrets, system_resolver)
 
 log = structlog.get_logger()

@@ -13,9 +13,9 @@ from sqlmodel import col, select
 
 from api.deps import RedisDep, SessionDep
 from api.problems import ProblemException
-from shared import registry
-from shared.accounts import create_account_with_key, list_keys, revoke_key
-from shared.models import Account, ApiKey, Job, JobStatus, utcnow
+from shared.infra import registry
+from shared.domain.accounts import create_account_with_key, list_keys, revoke_key
+from shared.domain.models import Account, ApiKey, Job, JobStatus, utcnow
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

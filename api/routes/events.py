@@ -26,8 +26,8 @@ from api import live
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep, SettingsDep
 from api.routes.jobs import load_job
-from shared import events
-from shared.models import TERMINAL_STATUSES, Job, Sound
+from shared.domain import events
+from shared.domain.models import TERMINAL_STATUSES, Job, Sound
 
 router = APIRouter(tags=["jobs"])
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")

@@ -20,14 +20,14 @@ from api.auth import CurrentPrincipal, Principal, tier_of
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
 from api.problems import ProblemException, field_error
-from shared import events
-from shared.catalog import ModelSpec
-from shared.celery_app import enqueue_job
-from shared.models import TERMINAL_STATUSES, Account, Job, JobStatus, utcnow
-from shared.schemas import DEFAULT_DURATION, DEFAULT_WEBHOOK_EVENTS, PROMPT_MAX, GenerationCreate, JobOut
+from shared.domain import events
+from shared.domain.catalog import ModelSpec
+from shared.infra.celery_app import enqueue_job
+from shared.domain.models import TERMINAL_STATUSES, Account, Job, JobStatus, utcnow
+from shared.domain.schemas import DEFAULT_DURATION, DEFAULT_WEBHOOK_EVENTS, PROMPT_MAX, GenerationCreate, JobOut
 from shared.settings import Settings
-from shared.tiers import TierLimits
-from shared.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
+from shared.domain.tiers import TierLimits
+from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
 
 router = APIRouter(tags=["generations"])
 log = structlog.get_logger()

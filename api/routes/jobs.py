@@ -16,9 +16,9 @@ from api.auth import CurrentPrincipal, Principal
 from api.deps import SessionDep
 from api.presenters import job_out
 from api.problems import ProblemException
-from shared import events
-from shared.models import Job, JobStatus, Sound, utcnow
-from shared.schemas import JobList, JobOut
+from shared.domain import events
+from shared.domain.models import Job, JobStatus, Sound, utcnow
+from shared.domain.schemas import JobList, JobOut
 
 router = APIRouter(tags=["jobs"])
 

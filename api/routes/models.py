@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CatalogDep, RedisDep, SettingsDep
-from shared import registry
-from shared.catalog import checkpoint_present
-from shared.schemas import ModelList, ModelOut
+from shared.infra import registry
+from shared.domain.catalog import checkpoint_present
+from shared.domain.schemas import ModelList, ModelOut
 
 router = APIRouter(tags=["models"])
 

@@ -17,9 +17,9 @@ from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
 from shared.audio import formats, peaks
-from shared.models import Sound
-from shared.schemas import SoundOut
-from shared.storage import ObjectNotFound
+from shared.domain.models import Sound
+from shared.domain.schemas import SoundOut
+from shared.infra.storage import ObjectNotFound
 
 router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}

@@ -10,7 +10,7 @@ from api.deps import SettingsDep
 from api.problems import ProblemException, field_error
 from api.speech import (AudioStreamingResponse, PreparedSpeech, SpeechPoolDep, admit_or_refuse, resolve_voice,
                         stream_speech, unknown_voice_problem, voice_cache)
-from shared.schemas import SpeechCreate, VoiceRef
+from shared.domain.schemas import SpeechCreate, VoiceRef
 from shared.settings import Settings
 from shared.speech.encode import MEDIA_TYPES, stream_encoder
 from shared.speech.synth import NothingToSay, SpeechOptionError, SpeechOptions, Utterance

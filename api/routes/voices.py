@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from api.deps import SettingsDep
 from api.speech import (SAMPLES, SampleCache, SpeechPoolDep, admit_or_refuse, default_voice_id, sample_text,
                         unknown_voice_problem, voice_cache)
-from shared.schemas import OPENAI_VOICES, SpeakerOut, VoiceList, VoiceOut
+from shared.domain.schemas import OPENAI_VOICES, SpeakerOut, VoiceList, VoiceOut
 from shared.settings import Settings
 from shared.speech.encode import wav_bytes
 from shared.speech.synth import synthesize

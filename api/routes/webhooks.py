@@ -15,9 +15,9 @@ from api.auth import CurrentPrincipal
 from api.deps import SessionDep, SettingsDep
 from api.problems import ProblemException
 from api.routes.jobs import load_job
-from shared.models import WebhookAttempt, WebhookDelivery, WebhookDisabledUrl, WebhookSecret
-from shared.schemas import WEBHOOK_URL_MAX
-from shared.webhooks import account_secret, rotate_secret
+from shared.domain.models import WebhookAttempt, WebhookDelivery, WebhookDisabledUrl, WebhookSecret
+from shared.domain.schemas import WEBHOOK_URL_MAX
+from shared.domain.webhooks import account_secret, rotate_secret
 
 router = APIRouter(tags=["webhooks"])
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from shared.storage import ObjectStore
+from shared.infra.storage import ObjectStore
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from shared.storage import ObjectStore
+from shared.infra.storage import ObjectStore
 
 MAX_POINTS = 10000
 DECIMALS = 4

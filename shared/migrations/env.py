@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import shared.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import shared.domain.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from shared.settings import get_settings
 
 config = context.config

@@ -76,7 +76,7 @@ def test_rate_limit_per_key_with_headers(limited_api):
 def test_global_queue_cap_is_503(database, redis_client):
     from sqlalchemy import text
 
-    from shared.db import session_scope
+    from shared.infra.db import session_scope
 
     with session_scope() as s:
         queued = s.exec(text("SELECT count(*) FROM jobs WHERE status = 'queued'")).one()[0]

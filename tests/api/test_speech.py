@@ -234,7 +234,7 @@ def small_api(database, redis_client):
     _TMP.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SOUNDBOX_SPEECH_WORKERS": "1", "SOUNDBOX_SPEECH_MAX_PENDING": "1"}
     with open(_TMP / "api-small-speech.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

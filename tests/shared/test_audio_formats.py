@@ -13,7 +13,7 @@ import soundfile as sf
 
 from shared.audio import formats, peaks
 from shared.audio.io import encode_wav
-from shared.storage import LocalObjectStore
+from shared.infra.storage import LocalObjectStore
 
 RATES = (16000, 22050, 32000, 44100, 48000)
 

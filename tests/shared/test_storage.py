@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.storage import InvalidKey, LocalObjectStore, ObjectNotFound, sound_keys
+from shared.infra.storage import InvalidKey, LocalObjectStore, ObjectNotFound, sound_keys
 
 
 @pytest.fixture

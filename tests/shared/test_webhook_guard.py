@@ -15,8 +15,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from shared.events import Throttle
-from shared.webhooks import (Allowlist, UnsafeWebhookURL, encode_body, forbidden_reason, new_secret, next_delay,
+from shared.domain.events import Throttle
+from shared.domain.webhooks import (Allowlist, UnsafeWebhookURL, encode_body, forbidden_reason, new_secret, next_delay,
                              parse_retry_after, resolve_checked, send, sign, signed_headers)
 from tests.conftest import ROOT
 
@@ -215,7 +215,7 @@ def test_progress_throttle_allows_one_event_a_second():
 
 
 def test_webhook_worker_module_needs_no_torch():
-    code = ("import sys, worker.webhooks, shared.cli; "
+    code = ("import sys, worker.webhooks, soundbox.cli; "
             "print(json.dumps(sorted(m for m in ('torch', 'audiocraft', 'worker.engines') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)

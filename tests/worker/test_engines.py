@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.catalog import AUDIOCRAFT_FILES, DEFAULT_VOICE, get_catalog
+from shared.domain.catalog import AUDIOCRAFT_FILES, DEFAULT_VOICE, get_catalog
 from shared.settings import Settings
 from worker.engines import load_engine
 from worker.engines.base import GenerationRequest, ModelUnavailable

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from shared.catalog import get_catalog
+from shared.domain.catalog import get_catalog
 from shared.settings import Settings
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
 from worker.model_cache import ModelCache

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from shared.catalog import ModelSpec
+from shared.domain.catalog import ModelSpec
 from shared.settings import Settings
 from worker.engines.base import Engine
 

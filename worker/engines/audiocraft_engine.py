@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from shared.catalog import AUDIOCRAFT_FILES, ModelSpec, hub_cache_dir, local_checkpoint_dir
+from shared.domain.catalog import AUDIOCRAFT_FILES, ModelSpec, hub_cache_dir, local_checkpoint_dir
 from shared.settings import Settings
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable, ProgressFn
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from shared.catalog import ModelSpec
+from shared.domain.catalog import ModelSpec
 
 ProgressFn = Callable[[float], None]  # receives 0..1 for the whole batch
 

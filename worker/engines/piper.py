@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from shared.catalog import ModelSpec
+from shared.domain.catalog import ModelSpec
 from shared.settings import Settings
 from shared.speech.synth import SpeechOptions, Utterance
 from shared.speech.voices import LoadedVoice, VoiceCache, find_voice, load_piper_voice

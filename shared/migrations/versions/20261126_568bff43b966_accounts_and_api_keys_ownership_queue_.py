@@ -16,7 +16,7 @@ down_revision: Union[str, None] = 'eddd168ac0f3'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-ANONYMOUS = '00000000-0000-0000-0000-000000000001'  # shared.models.ANONYMOUS_ACCOUNT_ID
+ANONYMOUS = '00000000-0000-0000-0000-000000000001'  # shared.domain.models.ANONYMOUS_ACCOUNT_ID
 
 
 def upgrade() -> None:

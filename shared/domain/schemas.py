@@ -55,7 +55,7 @@ class GenerationCreate(BaseModel):
     def _webhook_url(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from shared.webhooks import check_url_syntax
+        from shared.domain.webhooks import check_url_syntax
 
         return check_url_syntax(v)  # a ValueError names what is wrong
 

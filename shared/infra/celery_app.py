@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from shared.catalog import MODEL_IDS
+from shared.domain.catalog import MODEL_IDS
 from shared.settings import get_settings
 
 GENERATE_TASK = "soundbox.generate"

@@ -3,8 +3,8 @@ job events and webhook bodies all use it, so every channel shows the same object
 
 from __future__ import annotations
 
-from shared.models import Job, Sound
-from shared.schemas import AttemptOut, JobOut, QualityOut, ResultOut
+from shared.domain.models import Job, Sound
+from shared.domain.schemas import AttemptOut, JobOut, QualityOut, ResultOut
 
 ACCEPTED_ANYWAY = ("no generation attempt passed the quality check; this is the best-scoring one, "
                    "kept anyway (see the job's attempt_history)")

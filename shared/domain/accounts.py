@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from shared.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
+from shared.domain.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
 
 KEY_PREFIX = "sbx_"
 

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 
-from shared.catalog import MODEL_IDS
+from shared.domain.catalog import MODEL_IDS
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -29,7 +29,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = get_settings()
     settings.numba_cache_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.numba_cache_dir))
-    from shared.logging import configure_logging
+    from shared.infra.logging import configure_logging
 
     configure_logging("worker")
     from worker.tasks import celery_app, warm_up
@@ -44,7 +44,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_webhooks(args: argparse.Namespace) -> None:
-    from shared.logging import configure_logging
+    from shared.infra.logging import configure_logging
 
     configure_logging("webhooks")
     from worker.webhooks import WEBHOOK_QUEUE, celery_app  # the delivery task only: no engines, no torch
@@ -57,7 +57,7 @@ def cmd_webhooks(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from shared.migrate import upgrade_head
+    from shared.infra.migrate import upgrade_head
     from shared.settings import get_settings
 
     upgrade_head(get_settings().database_url)
@@ -65,7 +65,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_services(args: argparse.Namespace) -> None:
-    from shared.devstack import ensure_postgres, ensure_redis
+    from soundbox.devstack import ensure_postgres, ensure_redis
     from shared.settings import get_settings
 
     s = get_settings()
@@ -75,8 +75,8 @@ def cmd_services(args: argparse.Namespace) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
-    from shared.accounts import create_account_with_key, list_keys, revoke_key
-    from shared.db import session_scope
+    from shared.domain.accounts import create_account_with_key, list_keys, revoke_key
+    from shared.infra.db import session_scope
 
     with session_scope() as session:
         if args.keys_command == "create":
@@ -144,7 +144,7 @@ def _wait_ready(url: str, procs: list[subprocess.Popen], timeout: float) -> None
 def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) -> None:
     import redis
 
-    from shared import registry
+    from shared.infra import registry
 
     print("[soundbox] waiting for the worker to load and warm up...", flush=True)
     client = redis.Redis.from_url(redis_url)
@@ -157,7 +157,7 @@ def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) 
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    from shared.catalog import checkpoint_present, get_catalog
+    from shared.domain.catalog import checkpoint_present, get_catalog
     from shared.settings import get_settings
 
     cmd_services(args)
@@ -182,7 +182,7 @@ def cmd_up(args: argparse.Namespace) -> None:
               "(`soundbox keys create --name me --tier creator`)")
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     env.setdefault("SOUNDBOX_PUBLIC_URL", base)  # absolute result URLs in webhook bodies
-    exe = [sys.executable, "-m", "shared.cli"]
+    exe = [sys.executable, "-m", "soundbox.cli"]
     procs = [
         subprocess.Popen([*exe, "worker", "--device", args.device], env=env),
         subprocess.Popen([*exe, "webhooks"], env=env),

@@ -29,8 +29,8 @@ from typing import Any
 import redis
 import structlog
 
-from shared.jobview import job_out
-from shared.models import Job, Sound, WebhookDelivery, utcnow
+from shared.domain.jobview import job_out
+from shared.domain.models import Job, Sound, WebhookDelivery, utcnow
 from shared.settings import get_settings
 
 log = structlog.get_logger()
@@ -116,7 +116,7 @@ def dispatch(delivery_ids: list[str]) -> None:
     """Send deliveries to the webhook queue; one that cannot be sent is found by the worker's sweep."""
     if not delivery_ids:
         return
-    from shared.celery_app import enqueue_webhook
+    from shared.infra.celery_app import enqueue_webhook
 
     for delivery_id in delivery_ids:
         try:
@@ -128,7 +128,7 @@ def dispatch(delivery_ids: list[str]) -> None:
 def emit(job_id: uuid.UUID, event_type: str, *, only_status: str | None = None) -> None:
     """Record and publish an event in a transaction of its own (for events that change no state,
     such as progress). Skipped when the job is gone or, with ``only_status``, not in that status."""
-    from shared.db import session_scope
+    from shared.infra.db import session_scope
 
     try:
         with session_scope() as s:

@@ -34,7 +34,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.models import WebhookSecret, utcnow
+from shared.domain.models import WebhookSecret, utcnow
 
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "SoundBox-Webhooks/1"
