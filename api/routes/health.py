@@ -22,7 +22,7 @@ def readyz(session: SessionDep, redis: RedisDep) -> JSONResponse:
     """PostgreSQL and Redis are reachable (503 otherwise, naming which is not)."""
     checks = {}
     try:
-        session.exec(text("SELECT 1"))
+        session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
