@@ -19,8 +19,8 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class JobStatus(StrEnum):
-    """A job's state; the only spelling of these names (the column stores the values)."""
+class JobStatus(StrEnum):  # the one spelling of these names; the jobs.status column holds the values
+    """A job's state: queued, running, then succeeded, failed or canceled."""
 
     queued = "queued"
     running = "running"
