@@ -27,9 +27,17 @@ WEBHOOK = "http://127.0.0.1:9/hook"  # never called: these tests only look at th
 
 
 @pytest.fixture
-def account(database, redis_client) -> Account:
+def account(database, redis_client):
+    """A fresh account; its jobs still queued or running afterwards are canceled, so no worker
+    of a later test recovers and runs them."""
     with session_scope() as s:
-        return create_account_with_key(s, f"jobs-{uuid.uuid4().hex[:8]}", "creator").account
+        account = create_account_with_key(s, f"jobs-{uuid.uuid4().hex[:8]}", "creator").account
+    yield account
+    with session_scope() as s:
+        left = s.exec(select(Job.id).where(col(Job.account_id) == account.id,
+                                           col(Job.status).in_([JobStatus.queued, JobStatus.running]))).all()
+    for job_id in left:
+        jobs.finish(job_id, None, JobStatus.canceled, "test over")
 
 
 def new_job(account: Account, *, status: JobStatus = JobStatus.queued, worker: str | None = None,
