@@ -267,7 +267,7 @@ def _submit(account: Account, settings: Settings | None = None, key: str | None 
     request = GenerationCreate.model_validate({"model": "music", "prompt": "calm piano", "duration": 2, **body})
     with Session(get_engine(), expire_on_commit=False) as s:
         return jobs.submit(session=s, account=account, request=request, catalog=get_catalog(settings),
-                           settings=settings, idempotency_key=key, enqueue=lambda *_: None)
+                           settings=settings, idempotency_key=key)
 
 
 def test_submit_stores_typed_params_and_the_queued_event(account, redis_client):
