@@ -233,8 +233,11 @@ class S3ObjectStore:
 
     def check(self) -> None:
         """Raise StoreUnavailable unless the bucket answers (readiness)."""
-        with self._errors(""):
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            with self._errors(""):
+                self.client.head_bucket(Bucket=self.bucket)
+        except ObjectNotFound:  # HEAD has no body: a missing bucket is a bare 404
+            raise StoreUnavailable(f"no bucket {self.bucket!r} at {self.endpoint_url or 'AWS'}") from None
 
     # --- presigned URLs ----------------------------------------------------------------------------
 
