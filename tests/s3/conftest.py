@@ -1,15 +1,19 @@
-"""A real S3-protocol server for the S3 store tests: moto's standalone server (werkzeug, HTTP) on
-127.0.0.1 at a free port, started once per test run. Processes the tests start (API, workers)
-reach it over HTTP like any S3 endpoint."""
+"""A real S3-protocol server for the S3 store tests: moto's standalone server (``python -m
+moto.server``, werkzeug over HTTP) in its own process on 127.0.0.1 at a free port, started once per
+test run. Processes the tests start (API, workers) reach it over HTTP like any S3 endpoint; a test
+that needs an outage starts one of its own and kills it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import _TMP, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soundbox-test", "AWS_SECRET_ACCESS_KEY": "soundbox-test-secret",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -18,14 +22,29 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soundbox-test", "AWS_SECRET_ACCESS_KEY": "s
 class S3Server:
     """One moto server; ``bucket()`` makes a fresh bucket, ``env()`` the settings naming it."""
 
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+    def __init__(self, timeout: float = 60) -> None:
+        import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        _TMP.mkdir(parents=True, exist_ok=True)
+        self.log = _TMP / f"moto-{self.port}.log"
+        with open(self.log, "wb") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                          stdout=log, stderr=subprocess.STDOUT)
         self.running = True
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._proc.returncode}; log: {self.log}")
+            try:
+                httpx.get(self.url + "/moto-api/", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto server not answering; log: {self.log}") from None
+                time.sleep(0.2)
 
     def client(self):
         """A plain boto3 client: what the tests look into the bucket with, beside the store."""
@@ -46,8 +65,10 @@ class S3Server:
                 **CREDENTIALS, **extra}
 
     def stop(self) -> None:
+        """Kill the server: every connection to it drops, new ones are refused."""
         if self.running:
-            self._server.stop()
+            self._proc.kill()
+            self._proc.wait(10)
             self.running = False
 
 
