@@ -12,9 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.domain import idempotency
 from shared.domain.errors import IdempotencyConflict, InvalidField, JobFinished, LimitReached, QueueUnavailable
+from shared.infra.storage import StoreUnavailable
 
 MEDIA_TYPE = "application/problem+json"
 QUEUE_RETRY_AFTER = 5  # seconds, when the broker refused a job
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 class ProblemException(Exception):
@@ -90,6 +92,14 @@ def install(app: FastAPI) -> None:
     async def _on_http(request: Request, exc: HTTPException) -> JSONResponse:
         return problem(request, exc.status_code, str(exc.detail) if exc.detail else None,
                        headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _on_store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        import structlog
+
+        structlog.get_logger().warning("object store unavailable", path=request.url.path, error=str(exc))
+        return problem(request, 503, f"the object store is unavailable; retry in {STORE_RETRY_AFTER_SECONDS} s",
+                       title="Storage unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(Exception)
     async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

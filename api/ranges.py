@@ -1,14 +1,19 @@
-"""Serving objects from the store with HTTP Range support (single ranges, RFC 9110)."""
+"""Serving objects from the store: streamed through the API with HTTP Range support (single
+ranges, RFC 9110), or -- ``SOUNDBOX_STORAGE_SERVE=redirect`` with a store that can presign (S3) --
+a 307 to a presigned URL valid ``SOUNDBOX_STORAGE_PRESIGN_SECONDS``. Callers check ownership
+first; both ways answer a missing object with ObjectNotFound (the route's 404) before any byte or
+redirect goes out, and an unreachable store with StoreUnavailable (503, see api/problems.py)."""
 
 from __future__ import annotations
 
 import re
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from api.problems import problem
 from shared.infra.storage import ObjectStore
+from shared.settings import get_settings
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -28,8 +33,30 @@ def _parse(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+def redirect_to_presigned(store: ObjectStore, key: str, media_type: str,
+                          headers: dict[str, str] | None = None) -> Response | None:
+    """A 307 to a presigned URL of ``key`` when the settings ask for redirects and the store can
+    presign; None otherwise. The object's existence is checked first (a missing object is a 404
+    here, not a redirect to the store's own error)."""
+    settings = get_settings()
+    presign = getattr(store, "presign", None)
+    if settings.storage_serve != "redirect" or presign is None:
+        return None
+    store.size(key)
+    headers = headers or {}
+    url = presign(key, settings.storage_presign_seconds, content_type=media_type,
+                  content_disposition=headers.get("Content-Disposition"))
+    extra = {"Cache-Control": "private, no-store"}  # the URL expires: never cache the redirect
+    if "Vary" in headers:
+        extra["Vary"] = headers["Vary"]
+    return RedirectResponse(url, status_code=307, headers=extra)
+
+
 def serve_object(request: Request, store: ObjectStore, key: str, media_type: str,
                  headers: dict[str, str] | None = None) -> Response:
+    redirect = redirect_to_presigned(store, key, media_type, headers)
+    if redirect is not None:
+        return redirect
     size = store.size(key)
     base = {"Accept-Ranges": "bytes", **(headers or {})}
     header = request.headers.get("range")

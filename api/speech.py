@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from api.problems import ProblemException
 from shared.domain.catalog import get_catalog
 from shared.domain.schemas import OPENAI_VOICES
+from shared.infra.storage import ObjectNotFound, ObjectStore, StoreUnavailable
 from shared.settings import Settings, get_settings
 from shared.speech.encode import StreamEncoder
 from shared.speech.synth import Utterance
@@ -220,3 +222,41 @@ class SampleCache:
 
 
 SAMPLES = SampleCache()
+
+
+# Samples are kept in the object store too, so that every API process and host renders each one
+# once in all (not once per process and restart) and all of them answer with the same bytes and
+# ETag. The key names what makes the sample -- the voice id, its model's size, its config, the
+# text and Piper's version -- never a local path. The store is a cache here: when it is down the
+# sample is rendered and served anyway.
+
+def sample_object_key(info: VoiceInfo, text: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        piper = version("piper-tts")
+    except PackageNotFoundError:
+        piper = "unknown"
+    digest = hashlib.sha256()
+    for part in (info.id.encode(), str(info.fingerprint[0]).encode(), info.config_path.read_bytes(),
+                 text.encode(), piper.encode()):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    safe_id = re.sub(r"[^A-Za-z0-9._-]+", "_", info.id).lstrip("._-") or "voice"
+    return f"voices/{safe_id}/sample-{digest.hexdigest()[:32]}.wav"
+
+
+def load_stored_sample(store: ObjectStore, key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except ObjectNotFound:
+        return None
+    except StoreUnavailable as exc:
+        log.warning("voice sample not read from the store; rendering it", key=key, error=str(exc))
+        return None
+
+
+def keep_sample(store: ObjectStore, key: str, data: bytes) -> None:
+    try:
+        store.put(key, data, "audio/wav")
+    except StoreUnavailable as exc:
+        log.warning("voice sample not kept in the store", key=key, error=str(exc))

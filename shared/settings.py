@@ -19,6 +19,27 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/soundbox"
     redis_url: str = "redis://127.0.0.1:6379/0"
     storage_dir: Path = Path("var/storage")
+    # Object store: shared/infra/storage.py (local folder) or shared/infra/s3store.py (S3)
+    storage_url: str = Field("", description="s3://bucket[/prefix] for an S3-compatible store; unset or "
+                                             "file:///path for the local folder (storage_dir when unset).")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, ...); AWS_ENDPOINT_URL works too.")
+    s3_presign_endpoint_url: str | None = Field(None, description="Endpoint clients reach presigned URLs at, when "
+                                                                  "it differs from s3_endpoint_url.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    s3_max_attempts: int = Field(5, ge=1, le=20, description="Tries per S3 call on transient errors (botocore).")
+    s3_multipart_threshold: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024,
+                                        description="Objects this large or larger go up as multipart uploads.")
+    storage_serve: Literal["stream", "redirect"] = Field(
+        "stream", description="stream: the API sends the bytes; redirect: 307 to a presigned URL (S3 only).")
+    storage_presign_seconds: int = Field(300, ge=1, le=7 * 86400, description="Lifetime of a presigned URL.")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and not (v.startswith("file://") or (v.startswith("s3://") and len(v.split("/")[2]) >= 3)):
+            raise ValueError("must be s3://bucket[/prefix] or file:///path")
+        return v
     models_dir: Path = Field(
         Path("var/models"),
         description="Local checkpoints (<models_dir>/<checkpoint id>/) and the generated tiny catalog.",

@@ -51,6 +51,7 @@ TEST_ENV = {
     "SOUNDBOX_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}",
     "SOUNDBOX_REDIS_URL": f"redis://127.0.0.1:6379/{_DB_INDEX}",
     "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage"),
+    "SOUNDBOX_STORAGE_URL": "",  # the local folder above; tests/s3 start their S3 processes with their own
     # Tiny checkpoints and numba's cache outlive a run, so reruns start fast.
     "SOUNDBOX_MODELS_DIR": str(ROOT / "var" / "test-models"),
     "SOUNDBOX_NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),

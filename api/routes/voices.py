@@ -7,8 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.conditional import not_modified
-from api.deps import SettingsDep
-from api.speech import (SAMPLES, SampleCache, SpeechPoolDep, admit_or_refuse, default_voice_id, sample_text,
+from api.deps import SettingsDep, StoreDep
+from api.speech import (SAMPLES, SampleCache, SpeechPoolDep, admit_or_refuse, default_voice_id, keep_sample,
+                        load_stored_sample, sample_object_key, sample_text,
                         unknown_voice_problem, voice_cache)
 from shared.domain.schemas import OPENAI_VOICES, SpeakerOut, VoiceList, VoiceOut
 from shared.settings import Settings
@@ -55,19 +56,26 @@ def _render_sample(settings: Settings, info: VoiceInfo, text: str) -> bytes:
             responses={200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                        304: {"description": "Not modified (If-None-Match)"}, 404: {"description": "Unknown voice"},
                        503: {"description": "Speech synthesis at capacity; see Retry-After."}})
-async def get_voice_sample(voice_id: str, request: Request, settings: SettingsDep, pool: SpeechPoolDep) -> Response:
+async def get_voice_sample(voice_id: str, request: Request, settings: SettingsDep, pool: SpeechPoolDep,
+                           store: StoreDep) -> Response:
     """A short sentence in the voice's language, rendered once and cached (strong `ETag`;
     `If-None-Match` answers 304)."""
     info = await run_in_threadpool(_find, settings, voice_id)
     text = sample_text(info)
     key = SampleCache.key(info, text)
     cached = SAMPLES.get(key)
-    if cached is None:
-        admission = admit_or_refuse(pool)
-        try:
-            cached = SAMPLES.put(key, await pool.run(_render_sample, settings, info, text))
-        finally:
-            admission.release()
+    if cached is None:  # this process has not served it yet: the object store, else render it
+        object_key = await run_in_threadpool(sample_object_key, info, text)
+        stored = await run_in_threadpool(load_stored_sample, store, object_key)
+        if stored is not None:
+            cached = SAMPLES.put(key, stored)
+        else:
+            admission = admit_or_refuse(pool)
+            try:
+                cached = SAMPLES.put(key, await pool.run(_render_sample, settings, info, text))
+            finally:
+                admission.release()
+            await run_in_threadpool(keep_sample, store, object_key, cached[0])
     data, etag = cached
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
     if not_modified(request, etag):

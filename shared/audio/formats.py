@@ -7,7 +7,8 @@ Everything here is numpy + soundfile (libsndfile, which writes all five) + PyAV'
 - :func:`negotiate` picks a format from ``?format=`` or an ``Accept`` header;
 - :func:`convert` turns WAV bytes into another format;
 - :func:`ensure_format` converts once per sound and format (concurrent callers share the work in
-  a process; across processes the store's atomic put makes a duplicate conversion harmless);
+  a process; across processes and hosts the store's atomic put -- a rename, or one S3 PUT --
+  makes a duplicate conversion harmless);
 - :func:`content_disposition` builds a friendly, ASCII-safe download name from the prompt.
 """
 

@@ -1,7 +1,16 @@
 """Object store: audio and images by key. The database holds keys, never paths.
 
-The interface is deliberately small (put, get, stream, size, exists, delete) so an
-S3-compatible backend can sit behind it when the service spans several machines.
+Two backends behind one small interface (put, get, stream, size, exists, delete, delete_prefix,
+list), chosen by ``SOUNDBOX_STORAGE_URL``:
+
+- unset or ``file:///path``: :class:`LocalObjectStore`, files under ``SOUNDBOX_STORAGE_DIR`` (or
+  the path of the URL) -- one host, or a shared filesystem;
+- ``s3://bucket/prefix``: :class:`S3ObjectStore` (:mod:`shared.infra.s3store`), any
+  S3-compatible service -- the API and workers on many hosts share the bucket.
+
+Errors are the same for both: :class:`ObjectNotFound` for a missing object,
+:class:`StoreUnavailable` when the backend cannot be reached (the API answers 503 with
+``Retry-After``), :class:`InvalidKey` for a key that is not a plain relative name.
 """
 
 from __future__ import annotations
@@ -27,6 +36,11 @@ class ObjectNotFound(KeyError):
     pass
 
 
+class StoreUnavailable(RuntimeError):
+    """The backend could not be reached or refused to work (after its own retries): an outage or
+    a misconfiguration, never the caller's fault."""
+
+
 def check_key(key: str) -> str:
     """Keys are relative, '/'-separated names; no '..', no absolute paths, no empty parts."""
     if not isinstance(key, str) or len(key) > 512 or not _KEY.match(key) or ".." in key.split("/"):
@@ -43,6 +57,23 @@ class ObjectStore(Protocol):
     def size(self, key: str) -> int: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many were deleted."""
+        ...
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """The keys starting with ``prefix``, in key order."""
+        ...
+    def check(self) -> None:
+        """Raise StoreUnavailable when the store cannot be used (readiness)."""
+        ...
+
+
+def check_prefix(prefix: str) -> str:
+    """A prefix is a key (or empty), optionally ending in '/'."""
+    if prefix == "":
+        return prefix
+    check_key(prefix.removesuffix("/"))
+    return prefix
 
 
 class LocalObjectStore:
@@ -107,8 +138,59 @@ class LocalObjectStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def list(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        if not self.root.is_dir():
+            return iter(())
+        keys = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return iter(sorted(keys))
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not check_prefix(prefix):
+            raise InvalidKey("refusing to delete the whole store: give a prefix")
+        count = 0
+        for key in list(self.list(prefix)):
+            path = self._path(key)
+            try:
+                path.unlink()
+                count += 1
+            except FileNotFoundError:
+                continue
+            parent = path.parent  # drop folders left empty, up to the root
+            while parent != self.root:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+                parent = parent.parent
+        return count
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"the storage folder {self.root} cannot be used: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StoreUnavailable(f"the storage folder {self.root} is not writable")
+
 
 def get_store(settings: Settings) -> ObjectStore:
+    """The store ``settings`` name: S3 for ``s3://`` URLs, else the local folder. One S3 client
+    per process and configuration (clients are thread-safe and costly to build)."""
+    url = settings.storage_url.strip()
+    if url.startswith("s3://"):
+        from shared.infra.s3store import cached_s3_store
+
+        return cached_s3_store(settings)
+    if url.startswith("file://"):
+        return LocalObjectStore(Path(url.removeprefix("file://")).expanduser())
+    if url:
+        raise ValueError(f"SOUNDBOX_STORAGE_URL must be s3://bucket[/prefix] or file:///path, not {url!r}")
     return LocalObjectStore(settings.storage_dir)
 
 

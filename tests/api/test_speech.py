@@ -232,7 +232,9 @@ def small_api(database, redis_client):
     """An API process whose speech pool takes two requests at once (one thread, one waiting)."""
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SOUNDBOX_SPEECH_WORKERS": "1", "SOUNDBOX_SPEECH_MAX_PENDING": "1"}
+    env = {**os.environ, "SOUNDBOX_SPEECH_WORKERS": "1", "SOUNDBOX_SPEECH_MAX_PENDING": "1",
+           # a store of its own: voice samples other APIs kept in the shared store would be served from it
+           "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage-small-speech")}
     with open(_TMP / "api-small-speech.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -81,7 +81,7 @@ def test_malformed_ids_and_queries_are_422(client):
 def test_health_models_and_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready["checks"] == {"database": "ok", "redis": "ok", "storage": "ok"}
     models = client.get("/v1/models").json()
     assert models["catalog"] == "tiny"
     by_id = {m["id"]: m for m in models["models"]}
