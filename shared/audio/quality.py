@@ -87,6 +87,7 @@ class QualityThresholds:
     # edge_db of the loud level)
     cut_tail_ratio: float = 0.1
     tail_silence_db: float = -50.0  # a block this far under the loud level counts as silent
+    tail_min_seconds: float = 0.5  # ... and a tail shorter than this is a pause, whatever its share
     # stuck_tone: one tone (a narrow peak and its harmonics) holds this share of the energy...
     tone_ratio: float = 0.5
     tone_persistence: float = 0.7  # ... and dominates this share of the sounding frames
@@ -98,10 +99,12 @@ class QualityThresholds:
     click_isolation: float = 5.0  # ... and this many times any other residual within 12 ms
     click_isolation_spike: float = 3.0  # ... (for a lone sample off the waveform)
     click_min_level: float = 0.3  # ... and at least this large against the clip's loud RMS
-    # ... in a texture of transients (this many per second or more: crackle, rain, an engine), this
-    # many times the texture's typical transient
+    # ... unless the sound is a texture of transients (crackle, rain, an engine's firing): at least
+    # this many per second (and 10), their heights spread this much (90th over 10th percentile)
     click_texture_rate: float = 3.0
-    click_texture_ratio: float = 4.0
+    click_texture_spread: float = 2.0
+    click_texture_ratio: float = 5.0
+    click_body_ratio: float = 1.5  # ... and no ringing after it: the 2 ms after over the 2 ms before  # ... a click there stands this far over the texture's 90th percentile
     # verdict
     good_score: float = 50.0  # is_good needs no failing issue and a score >= this
 
@@ -249,6 +252,7 @@ class AudioFeatures:
     tone_prominence_db: float  # the peak over the median of the bins 4-12 away
     tone_steadiness: float  # share of the frames since the tone began with its level within 6 dB of its median
     clicks: tuple[float, ...]  # times (s) of isolated spikes
+    click_events: int  # transients that passed the first test (a texture when many)
 
 
 def _blocks(y: np.ndarray, size: int) -> np.ndarray:
@@ -444,7 +448,7 @@ def _noise_share(power: np.ndarray, frame_energy: np.ndarray, steady_db: float =
     return float(min(1.0, noise.sum() / total) * steady.mean())
 
 
-def _clicks(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds) -> list[float]:
+def _clicks(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds) -> tuple[list[float], int]:
     """Times of isolated spikes and short clicks (single samples up to ~5-sample bumps).
 
     ``r = x[n] - (x[n-s] + x[n+s]) / 2`` is what no smooth waveform explains. A spike of
@@ -458,17 +462,21 @@ def _clicks(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds) -
     1 and 3 are searched.
     """
     if y.size < 64 or ref <= 0:
-        return []
+        return [], 0
     times: list[float] = []
+    events = 0
+    texture = False  # a texture found at stride 1 is the sound's at stride 3 too
     for stride in (1, 3):
-        for at in _clicks_at_stride(y, sample_rate, ref, t, stride):
+        found, n_events, texture = _clicks_at_stride(y, sample_rate, ref, t, stride, texture)
+        events = max(events, n_events)
+        for at in found:
             if all(abs(at - other) * sample_rate > 8 for other in times):
                 times.append(at)
-    return sorted(times)
+    return sorted(times), events
 
 
 def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds,
-                      s: int) -> list[float]:
+                      s: int, texture: bool = False) -> tuple[list[float], int, bool]:
     r = y[s:-s] - 0.5 * (y[2 * s:] + y[:-2 * s])  # r[i] belongs to sample i + s
     a = np.abs(r)
     block = max(16, int(round(sample_rate * 0.005)))
@@ -481,14 +489,21 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         scale = np.r_[scale, np.full(a.size - scale.size, scale[-1])]
     candidates = np.flatnonzero((a > t.click_z * scale) & (a > t.click_min_level * ref))
     if candidates.size == 0 or candidates.size > 5000:  # thousands: the sound's texture
-        return []
+        return [], int(candidates.size), texture
     reach = 3 * s  # how far a click's own residual spreads
     groups = np.split(candidates, np.flatnonzero(np.diff(candidates) > 8 + reach) + 1)
     context = max(16, int(round(sample_rate * 0.012)))
     # a texture of transients (crackle, rain, an engine's firing): what stands out of it, only
+    # (many of them, of widely spread heights or evenly spaced): only what stands far out of it
     texture_level = 0.0
-    if len(groups) >= max(8.0, t.click_texture_rate * y.size / sample_rate):
-        texture_level = t.click_texture_ratio * float(np.median([a[g].max() for g in groups]))
+    if texture or len(groups) >= max(10.0, t.click_texture_rate * y.size / sample_rate):
+        heights = np.array([a[g].max() for g in groups])
+        lo_, hi_ = np.percentile(heights, [10, 90])
+        gaps = np.diff([int(g[0]) for g in groups]).astype(np.float64)
+        periodic = gaps.size >= 8 and float(np.median(np.abs(np.diff(gaps)) / np.maximum(gaps[1:], 1.0))) < 0.1
+        if texture or hi_ >= t.click_texture_spread * lo_ or periodic:
+            texture = True
+            texture_level = t.click_texture_ratio * float(hi_)
     times = []
     for g in groups:
         lo, hi = int(g[0]), int(g[-1])
@@ -502,6 +517,13 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         opposite = {d: float(-np.sign(r[i]) * r[i + d]) / peak if 0 <= i + d < r.size else 0.0 for d in offsets}
         if max(opposite.values()) < 0.25:
             continue  # a kink (an onset), not a spike
+        # a struck thing rings on after its attack (a pop, a knock, a drop); a click leaves the
+        # sound as it was
+        ring = max(4, int(round(sample_rate * 0.002)))
+        body = _rms(y[i + reach + 1:i + reach + 1 + ring])
+        prior = _rms(y[max(0, i - reach - ring):max(0, i - reach)])
+        if body > t.click_body_ratio * prior + 0.05 * peak:
+            continue
         # something off the waveform leaves exactly -A/2 at +-s
         single = 0.35 <= opposite[-s] <= 0.65 and 0.35 <= opposite[s] <= 0.65
         before = a[max(0, lo - context):max(0, lo - reach)]
@@ -509,7 +531,7 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         around = max(float(before.max()) if before.size else 0.0, float(after.max()) if after.size else 0.0)
         if peak >= (t.click_isolation_spike if single else t.click_isolation) * around:
             times.append((i + s) / sample_rate)
-    return times
+    return times, len(groups), texture
 
 
 def _edge_db(y: np.ndarray, at: int, direction: int, sample_rate: int, ref: float) -> float:
@@ -621,7 +643,7 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     tone_ratio, tone_persistence, tone_clutter, tone_prominence_db, tone_hz, tone_steadiness = _stuck_tone(
         p_active, weighted, tonal, bin_hz, lf_weight, power)
 
-    clicks = _clicks(y, sample_rate, ref, t) if ref > 0 else []
+    clicks, click_events = _clicks(y, sample_rate, ref, t) if ref > 0 else ([], 0)
 
     return AudioFeatures(
         sample_rate=sample_rate, duration=duration, peak=peak, loud_db=loud_db, ref_db=ref_db, dc=dc,
@@ -631,7 +653,7 @@ def compute_features(samples: np.ndarray, sample_rate: int,
         noisiness=noise_share - 0.5 * tonality,
         hiss_ratio=hiss_ratio, hiss_cutoff_hz=cutoff, hf_tilt=hf_tilt, noise_share=noise_share, dropouts=tuple(dropouts), tail_ratio=tail_ratio,
         tail_cut_db=tail_cut_db, tone_ratio=tone_ratio, tone_persistence=tone_persistence,
-        tone_hz=tone_hz, tone_clutter=tone_clutter, tone_prominence_db=tone_prominence_db, clicks=tuple(clicks),
+        tone_hz=tone_hz, tone_clutter=tone_clutter, tone_prominence_db=tone_prominence_db, clicks=tuple(clicks), click_events=click_events,
     )
 
 
@@ -669,8 +691,8 @@ def _minor(code: str, value: float, threshold: float, closeness: float, message:
 
 
 def _sounds(f: AudioFeatures, t: QualityThresholds) -> bool:
-    """Is there anything to judge (the silence check passed)?"""
-    return not (f.loud_db < t.silence_db or _near_silent(f, t) or f.sound_seconds < t.min_sound_seconds)
+    """Is there anything to judge? (Near-silence is judged too: room tone can be asked for.)"""
+    return not (f.loud_db < t.silence_db or f.sound_seconds < t.min_sound_seconds)
 
 
 def _near_silent(f: AudioFeatures, t: QualityThresholds) -> bool:
@@ -774,7 +796,7 @@ def check_early_stop(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
         return PASS
     abrupt = f.tail_cut_db >= t.edge_db
     limit = t.cut_tail_ratio if abrupt else t.tail_ratio
-    if f.tail_ratio <= limit:
+    if f.tail_ratio <= limit or f.tail_ratio * f.duration < t.tail_min_seconds:
         return PASS
     how = "cut off abruptly" if abrupt else "fades out"
     return _issue("early_stop", f.tail_ratio, limit, (f.tail_ratio - limit) / max(1e-6, 1 - limit) * 2,
