@@ -69,7 +69,7 @@ class QualityThresholds:
     clip_min_count: int = 16  # ... (and at least this many)
     # noise_like: steady-noise share minus half the tonal share above this (>= 1 disables it) ...
     max_noisiness: float = 0.25
-    noise_max_dynamics_db: float = 8.0  # ... unless the level swings this much (drums, not noise)
+    noise_max_dynamics_db: float = 3.0  # ... unless its level moves this fast (dB per 10 ms: drums, not noise)
     # hf_noise: share of a frame's energy above the hiss band edge, in 3 frames out of 4
     hiss_ratio: float = 0.25
     hiss_cutoff_hz: float = 5000.0  # band edge (at most half the Nyquist frequency)
@@ -234,8 +234,8 @@ class AudioFeatures:
     clip_longest: int  # the longest flat run at the extremes (samples)
     clip_pile: float  # samples at the extremes over those in the 3 % just under them
     rms_db: float  # RMS of the whole mono mix, DC removed (dBFS)
-    sound_seconds: float  # time within 40 dB of the loud level and above -70 dBFS
-    dynamics_db: float  # 90th over 10th percentile of the sounding 10 ms blocks' level
+    sound_seconds: float  # time within 40 dB of the loudest block and above silence_db - 10 dBFS
+    dynamics_db: float  # 90th percentile of the upper band's level steps between 10 ms blocks
     tonality: float  # share of energy in tonal spectral peaks
     noisiness: float  # noise_share - tonality / 2
     hiss_ratio: float  # share of a frame's energy above the hiss band edge (25th percentile)
@@ -575,17 +575,18 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     loud = float(env.max())
     ref = float(np.percentile(env, 99)) if env.size > 1 else loud
     loud_db, ref_db = _db(loud), _db(ref)
-    sound_level = max(loud * _lin(-40.0), _lin(-70.0))
+    sound_level = max(loud * _lin(-40.0), _lin(t.silence_db - 10.0))
     sounding_blocks = env[env > sound_level]
     sound_seconds = sounding_blocks.size * block / sample_rate
-    # dynamics: how the level of the sound's upper band (a first difference: drums' snap, hiss)
-    # swings between 10 ms blocks; steady noise holds it within a few dB, drums do not
+    # dynamics: how fast the level of the sound's upper band (a first difference: drums' snap,
+    # hiss) moves from one 10 ms block to the next (90th percentile of the steps, dB); steady noise
+    # (and slow swells like waves) moves by a dB or two, drums hit and decay
     dynamics_db = 0.0
     if sounding_blocks.size >= 4:
         diff_env = np.sqrt(np.mean(np.square(_blocks(np.diff(y, prepend=y[0]), block)), axis=1, dtype=np.float64))
-        sounding_diff = diff_env[env > sound_level]
-        lo_, hi_ = np.percentile(sounding_diff, [10, 90])
-        dynamics_db = _db(float(hi_)) - _db(float(max(lo_, TINY)))
+        level_db = 20 * np.log10(np.maximum(diff_env, TINY))
+        steps = np.abs(np.diff(level_db))[(env[1:] > sound_level) & (env[:-1] > sound_level)]
+        dynamics_db = float(np.percentile(steps, 90)) if steps.size else 0.0
 
     # tail: trailing blocks far below the loud level (or digitally silent)
     # digital silence: what rounds to 0 in 16 bits, or (for very quiet audio) far under its level

@@ -235,7 +235,7 @@ def test_thresholds_differ_by_kind_and_can_be_overridden():
     assert thresholds_for("music").max_noisiness < 1.0 <= thresholds_for("sfx").max_noisiness
     t = thresholds_for("sfx", {"*": {"silence_db": -55}, "sfx": {"hiss_ratio": 0.9}, "music": {"dc_min": 1}})
     assert t.silence_db == -55 and t.hiss_ratio == 0.9 and t.dc_min == thresholds_for("sfx").dc_min
-    assert isinstance(thresholds_for("music", {"*": {"clip_count": 20.0}}).clip_count, int)
+    assert isinstance(thresholds_for("music", {"*": {"clip_min_count": 20.0}}).clip_min_count, int)
     with pytest.raises(ValueError, match="silence_dbx"):
         thresholds_for("music", {"*": {"silence_dbx": 1}})
     with pytest.raises(ValueError, match="podcast"):
@@ -245,7 +245,7 @@ def test_thresholds_differ_by_kind_and_can_be_overridden():
 def test_custom_thresholds_change_the_checks():
     quiet = (music() * 10 ** (-65 / 20)).astype(np.float32)
     assert "silence" in codes(analyze(quiet, SR))
-    assert analyze(quiet, SR, thresholds=QualityThresholds(silence_db=-80.0)).is_good
+    assert analyze(quiet, SR, thresholds=QualityThresholds(silence_db=-80.0, near_silence_rms_db=-90.0)).is_good
     strict = QualityThresholds(good_score=101.0)
     assert not analyze(music(), SR, thresholds=strict).is_good
 
@@ -264,11 +264,12 @@ def test_settings_carry_threshold_overrides(monkeypatch):
 def test_report_to_dict_is_json(signals):
     report = analyze(np.clip(3 * music(), -1, 1) + 0.3, SR)  # two issues
     data = report.to_dict()
-    assert set(data) == {"score", "issues", "is_good"} and len(data["issues"]) >= 2
+    assert set(data) == {"score", "issues", "is_good", "waived"} and len(data["issues"]) >= 2
     assert isinstance(data["score"], float) and data["score"] == round(data["score"], 1)
     assert data["is_good"] is False
     for issue in data["issues"]:
-        assert set(issue) == {"code", "severity", "value", "threshold", "message"}
+        assert set(issue) == {"code", "severity", "value", "threshold", "message", "confidence", "fails"}
+        assert 0.5 <= issue["confidence"] <= 1 and issue["fails"] is True
         assert issue["severity"] in ("minor", "moderate", "severe")
         assert type(issue["value"]) is float and type(issue["threshold"]) is float
         assert isinstance(issue["message"], str) and issue["message"]
