@@ -724,14 +724,15 @@ def check_clipping(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     """Samples piled onto the waveform's extremes: the signal hit a ceiling. A share of the
     samples (``clip_ratio``) or flat runs (``clip_min_runs`` runs of ``clip_run`` equal samples);
     a limiter's few dozen isolated samples at its ceiling are neither."""
-    shared = f.clip_ratio >= t.clip_ratio
+    # (a periodic waveform's repeated peaks are no pile-up: its samples crowd just under them too)
+    shared = f.clip_ratio >= t.clip_ratio and f.clip_pile >= 1.0
     flat = f.clip_runs >= t.clip_min_runs
     piled = f.clip_count >= t.clip_min_count and f.clip_pile >= t.clip_pile
     detail = (f"{f.clip_count} samples ({f.clip_ratio:.2%}, {f.clip_pile:.1f}x those just under it) sit exactly "
               f"at the waveform's ceiling or floor, {f.clip_runs} flat runs of {t.clip_run}+ samples "
               f"(longest {f.clip_longest})")
     if not shared and not flat and not piled:
-        if f.clip_count >= 12 and f.peak > 0.5:
+        if f.clip_count >= 12 and f.clip_pile >= 0.2 and f.peak > 0.5:
             return _minor("clipping", f.clip_ratio, t.clip_ratio, f.clip_ratio / t.clip_ratio,
                           f"{detail}: peaks touch a ceiling (a limiter's), not clipping")
         return PASS
