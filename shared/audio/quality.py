@@ -279,13 +279,13 @@ def _extremes(channel: np.ndarray, min_run: int) -> tuple[int, int, int, float]:
         if abs(level) < 64 * LSB16:  # under -54 dBFS a 16-bit file's coarse steps repeat values
             continue
         tol = abs(level) * 1e-6  # clipped samples are equal (float rounding aside)
-        at_level = np.abs(channel - level) <= tol
-        count += int(at_level.sum())
+        at = np.flatnonzero(channel >= level - tol if level > 0 else channel <= level + tol)  # nothing is beyond
+        count += int(at.size)
         near = channel >= 0.97 * level if level > 0 else channel <= 0.97 * level
-        below += int(near.sum()) - int(at_level.sum())
-        edges = np.diff(at_level.astype(np.int8), prepend=0, append=0)
-        lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-        if lengths.size:
+        below += int(np.count_nonzero(near)) - int(at.size)
+        if at.size:
+            breaks = np.flatnonzero(np.diff(at) > 1)
+            lengths = np.diff(np.r_[0, breaks + 1, at.size])
             runs += int((lengths >= min_run).sum())
             longest = max(longest, int(lengths.max()))
     return count, runs, longest, count / max(below, 1)
@@ -293,11 +293,12 @@ def _extremes(channel: np.ndarray, min_run: int) -> tuple[int, int, int, float]:
 
 def _zero_runs(y: np.ndarray, min_len: int, zero_level: float) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) of runs of digital silence at least ``min_len`` long."""
-    zero = np.abs(y) <= zero_level
-    if not zero.any():
+    idx = np.flatnonzero((y <= zero_level) & (y >= -zero_level))
+    if idx.size < min_len:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    edges = np.diff(zero.astype(np.int8), prepend=0, append=0)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = idx[np.r_[0, breaks + 1]]
+    ends = idx[np.r_[breaks, idx.size - 1]] + 1
     keep = ends - starts >= min_len
     return starts[keep], ends[keep]
 
@@ -480,14 +481,18 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
     r = y[s:-s] - 0.5 * (y[2 * s:] + y[:-2 * s])  # r[i] belongs to sample i + s
     a = np.abs(r)
     block = max(16, int(round(sample_rate * 0.005)))
+    loud = np.flatnonzero(a > t.click_min_level * ref)  # few: the robust scale is needed only there
+    if loud.size == 0:
+        return [], 0, texture
     blocks = _blocks(a, block)
-    med = np.partition(blocks, blocks.shape[1] // 2, axis=1)[:, blocks.shape[1] // 2]
+    m = blocks.shape[0]
+    where = np.minimum(loud // block, m - 1)
     # a sample's scale: the largest median of its block and both neighbours (onsets stay quiet)
-    wide = np.maximum(med, np.maximum(np.r_[med[1:], med[-1]], np.r_[med[0], med[:-1]]))
-    scale = np.repeat(np.maximum(wide, min(LSB16, ref * 1e-4)), block)
-    if scale.size < a.size:
-        scale = np.r_[scale, np.full(a.size - scale.size, scale[-1])]
-    candidates = np.flatnonzero((a > t.click_z * scale) & (a > t.click_min_level * ref))
+    needed = np.unique(np.clip(np.concatenate([where - 1, where, where + 1]), 0, m - 1))
+    med = np.zeros(m, dtype=a.dtype)
+    med[needed] = np.partition(blocks[needed], blocks.shape[1] // 2, axis=1)[:, blocks.shape[1] // 2]
+    wide = np.maximum(med[where], np.maximum(med[np.minimum(where + 1, m - 1)], med[np.maximum(where - 1, 0)]))
+    candidates = loud[a[loud] > t.click_z * np.maximum(wide, min(LSB16, ref * 1e-4))]
     if candidates.size == 0 or candidates.size > 5000:  # thousands: the sound's texture
         return [], int(candidates.size), texture
     reach = 3 * s  # how far a click's own residual spreads
