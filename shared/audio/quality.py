@@ -32,9 +32,10 @@ numpy/scipy (no librosa, no numba): 10 s at 32 kHz analyzes in a few tens of mil
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class QualityThresholds:
     good_score: float = 50.0  # is_good needs no failing issue and a score >= this
 
 
-_KIND_DEFAULTS: dict[str, dict[str, float]] = {
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "music": {},
     # noise is what rain, wind and fire are made of; steady air and hiss can be the sound itself
     "sfx": {"max_noisiness": 1.0, "hiss_ratio": 0.75, "hiss_ratio_rising": 0.3, "tail_ratio": 0.45,
@@ -142,7 +143,9 @@ def thresholds_for(kind: str, overrides: Mapping[str, Mapping[str, float]] | Non
             bad = set(values) - set(names)
             if bad:
                 raise ValueError(f"unknown quality threshold(s) {sorted(bad)}; known: {', '.join(names)}")
-            t = replace(t, **{k: float(v) if names[k] in ("float", float) else int(v) for k, v in values.items()})
+            updates: dict[str, Any] = {k: float(v) if names[k] in ("float", float) else int(v)
+                                       for k, v in values.items()}
+            t = replace(t, **updates)
     return t
 
 
@@ -394,7 +397,7 @@ def _stuck_tone(power: np.ndarray, weighted: np.ndarray, tonal: np.ndarray, bin_
     bins = power.shape[1]
     series = np.zeros(bins, dtype=bool)
     for h in range(1, 9):
-        c = int(round(h * k))
+        c = round(h * k)
         if c - 2 >= bins:
             break
         series[max(1, c - 2):c + 3] = True
@@ -480,7 +483,7 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
                       s: int, texture: bool = False) -> tuple[list[float], int, bool]:
     r = y[s:-s] - 0.5 * (y[2 * s:] + y[:-2 * s])  # r[i] belongs to sample i + s
     a = np.abs(r)
-    block = max(16, int(round(sample_rate * 0.005)))
+    block = max(16, round(sample_rate * 0.005))
     loud = np.flatnonzero(a > t.click_min_level * ref)  # few: the robust scale is needed only there
     if loud.size == 0:
         return [], 0, texture
@@ -497,7 +500,7 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         return [], int(candidates.size), texture
     reach = 3 * s  # how far a click's own residual spreads
     groups = np.split(candidates, np.flatnonzero(np.diff(candidates) > 8 + reach) + 1)
-    context = max(16, int(round(sample_rate * 0.012)))
+    context = max(16, round(sample_rate * 0.012))
     # a texture of transients (crackle, rain, an engine's firing): what stands out of it, only
     # (many of them, of widely spread heights or evenly spaced): only what stands far out of it
     texture_level = 0.0
@@ -524,7 +527,7 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
             continue  # a kink (an onset), not a spike
         # a struck thing rings on after its attack (a pop, a knock, a drop); a click leaves the
         # sound as it was
-        ring = max(4, int(round(sample_rate * 0.002)))
+        ring = max(4, round(sample_rate * 0.002))
         body = _rms(y[i + reach + 1:i + reach + 1 + ring])
         prior = _rms(y[max(0, i - reach - ring):max(0, i - reach)])
         if body > t.click_body_ratio * prior + 0.05 * peak:
@@ -543,7 +546,7 @@ def _edge_db(y: np.ndarray, at: int, direction: int, sample_rate: int, ref: floa
     """Peak level (dB re ``ref``) of the 0.25 ms of sound that meets a silence at ``at``: just
     before it (``direction`` -1) or just after it (+1). Sound that decays or fades into digital
     silence reaches it from almost nothing (< -60 dB); a cut or a dropout meets it mid-waveform."""
-    e = max(2, int(round(sample_rate * 0.00025)))
+    e = max(2, round(sample_rate * 0.00025))
     edge = y[max(0, at - e):at] if direction < 0 else y[at:at + e]
     return _db(float(np.max(np.abs(edge))) / ref) if ref > 0 and edge.size else -math.inf
 
@@ -574,7 +577,7 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     dc_ratio = abs(dc) / max(ac_rms, TINY)
 
     # envelope: RMS of 10 ms blocks (of the raw mix: a silent tail stays silent under DC removal)
-    block = max(1, int(round(sample_rate * BLOCK_SECONDS)))
+    block = max(1, round(sample_rate * BLOCK_SECONDS))
     env = np.sqrt(np.mean(np.square(_blocks(y, block)), axis=1, dtype=np.float64))
     raw_env = env if dc == 0.0 else np.sqrt(np.mean(np.square(_blocks(raw, block)), axis=1, dtype=np.float64))
     loud = float(env.max())
@@ -612,8 +615,8 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     # dropouts: zero runs that sound meets at full level on both sides
     dropouts = []
     if ref > 0:
-        starts, ends = _zero_runs(raw, max(2, int(round(sample_rate * t.dropout_ms / 1000))), zero_level)
-        for s, e in zip(starts.tolist(), ends.tolist()):
+        starts, ends = _zero_runs(raw, max(2, round(sample_rate * t.dropout_ms / 1000)), zero_level)
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             if s == 0 or e >= n:
                 continue  # leading silence, or the tail (early_stop's business)
             before, after = _edge_db(raw, s, -1, sample_rate, ref), _edge_db(raw, e, 1, sample_rate, ref)
@@ -639,7 +642,7 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     noise_share = _noise_share(weighted, e_active)
 
     cutoff = min(t.hiss_cutoff_hz, sample_rate / 4.0)
-    first_hf = int(math.ceil(cutoff / bin_hz))
+    first_hf = math.ceil(cutoff / bin_hz)
     hf = p_active[:, first_hf:].sum(axis=1) / np.maximum(e_active, TINY)
     hiss_ratio = float(np.percentile(hf, 25)) if top > 0 else 0.0
     hf_spec = p_active[:, first_hf:].mean(axis=0)

@@ -225,7 +225,7 @@ def music_pluck(rng, n, sr):
     at = 0
     while at < n:
         f = _midi(root + scale[int(rng.integers(0, len(scale)))] + 12 * int(rng.integers(0, 2)))
-        delay = max(2, int(round(sr / f)))
+        delay = max(2, round(sr / f))
         length = min(n - at, int(rng.uniform(0.5, 1.5) * sr))
         burst = np.zeros(length)
         burst[:delay] = _lp(rng.uniform(-1, 1, delay), rng.uniform(2000, 8000), sr, 1)
@@ -595,7 +595,7 @@ def inject(defect: str, x: np.ndarray, sr: int, rng) -> tuple[np.ndarray, dict]:
         for _ in range(int(rng.integers(1, 4)) if not bursts else 1):
             at = int(rng.choice(loud)) if loud.size else n // 3
             if bursts:
-                for k in range(int(rng.integers(3, 8))):
+                for _ in range(int(rng.integers(3, 8))):
                     g = int(rng.uniform(0.006, 0.02) * sr)
                     y[at:at + g] = 0.0
                     gaps.append(g / sr)

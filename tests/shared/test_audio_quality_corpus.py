@@ -70,6 +70,6 @@ def test_defects_are_flagged_for_the_right_reason(held_out):
 
 
 def test_every_failing_issue_fails_the_clip_and_scores_under_50(held_out):
-    for clip, report in held_out:
+    for _clip, report in held_out:
         assert report.is_good == (not report.failing)
         assert report.score >= 50 if report.is_good else report.score < 50

@@ -69,7 +69,7 @@ def test_defects_are_flagged_for_the_right_reason(analyzed):
 
 def test_failing_issues_score_under_50_and_good_clips_at_least_50(analyzed):
     _, results = analyzed
-    for clip, report in results:
+    for _clip, report in results:
         assert report.is_good == (not report.failing)
         if report.failing:
             assert report.score < 50 and all(0.5 <= i.confidence <= 1 for i in report.failing)
