@@ -1,37 +1,46 @@
 """Quality analysis of generated audio: does this clip have a real defect?
 
-The analyzer knows what kind of audio it looks at (``music``, ``sfx``, ``speech``): noise is a
-defect where music was asked, but the nature of rain, wind or fire. It looks for, at any sample
-rate:
+The analyzer knows what kind of audio it looks at (``music``, ``sfx``, ``speech``) and, when
+given, what was asked for (``prompt``): noise is a defect where music was asked, but the nature
+of rain, wind or fire; a steady tone is a stuck generator unless a beep or a drone was asked
+for. It looks for, at any sample rate:
 
 ========== =====================================================================================
 code       what it means
 ========== =====================================================================================
-silence    digital silence or near-silence: the loudest 10 ms is below ``silence_db`` dBFS
-clipping   hard clipping: samples piled onto the waveform's exact extremes (in flat runs)
-noise_like broadband noise where music (or speech) was asked: steady noise, little tonal energy
+silence    digital silence, nothing above ``silence_db``, near-silence (RMS under
+           ``near_silence_rms_db`` with quiet peaks), or silence but for a blip
+clipping   hard clipping: a share of samples piled onto the waveform's exact extremes, flat runs
+           there, or a pile-up beyond what sits just under them (a limiter's peaks are none)
+noise_like broadband noise where music (or speech) was asked: steady noise, little tonal energy,
+           a level that barely moves (drums hit and decay)
 hf_noise   dominant high-frequency hiss: a steady share of the energy above the hiss band edge
 dc_offset  a large DC offset relative to the signal
 dropout    digital-silence gaps cut into the content (sound meets them at full level on both
            sides; pauses and percussive decays reach silence from almost nothing)
 early_stop the content stops early: a long silent tail (or a shorter one after an abrupt cut)
-stuck_tone one steady tone holds most of the energy of most frames, with nothing else beside it
-clicks     isolated single-sample spikes or short clicks that stand out from their surroundings
+stuck_tone one steady tone holds most of the energy of most frames at a steady level
+clicks     isolated spikes or short clicks that stand out from their local context (a texture of
+           transients, like crackle, rain or an engine, is the sound, not clicks)
 ========== =====================================================================================
 
-Every reported issue is a defect: one issue makes ``is_good`` false and puts the score under
-50 (the score is 100 times the product of ``1 - penalty`` over the issues, each penalty 0.55-0.9
-growing with how far the measurement is past its threshold, so worse audio scores lower and the
-retry loop can keep the least bad attempt). Clean audio scores 100.
+Each issue carries a ``confidence`` and ``fails``: a failing issue makes ``is_good`` false and
+puts the score under 50 (the score is 100 times the product of ``1 - penalty`` over the issues,
+each failing penalty 0.55-0.9 growing with how far the measurement is past its threshold, so
+worse audio scores lower and the retry loop can keep the least bad attempt); a ``minor`` finding
+does not fail the clip and costs at most 10 points. Checks the prompt waives (:data:`WAIVERS`)
+are reported under ``waived`` with the words that waived them.
 
 Thresholds live in :class:`QualityThresholds`, with defaults per kind (:func:`thresholds_for`);
-any field can be overridden per kind (``SOUNDBOX_QUALITY_THRESHOLDS``). Everything is plain
-numpy/scipy (no librosa, no numba): 10 s at 32 kHz analyzes in a few tens of milliseconds.
+any field can be overridden per kind (``SOUNDBOX_QUALITY_THRESHOLDS``). docs/quality.md explains
+every check, its threshold and why. Everything is plain numpy/scipy (no librosa, no numba):
+10 s at 32 kHz costs about 35 ms of CPU.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -867,8 +876,6 @@ def _waiving_words(prompt: str | None) -> dict[str, list[str]]:
     """For each check, the words of ``prompt`` that waive it (none: not waived)."""
     if not prompt:
         return {}
-    import re
-
     text = " ".join(re.findall(r"[a-z0-9']+", prompt.lower()))
     found: dict[str, list[str]] = {}
     for code, words in WAIVERS.items():
