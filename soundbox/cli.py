@@ -117,7 +117,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     failed = False
     for path in args.files:
         try:
-            report = analyze_file(path, args.kind, thresholds).to_dict()
+            report = analyze_file(path, args.kind, thresholds, prompt=args.prompt).to_dict()
         except Exception as exc:  # unreadable file: say which, go on with the rest
             failed = True
             print(json.dumps({"file": path, "error": f"{type(exc).__name__}: {exc}"}) if args.json
@@ -129,7 +129,10 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             verdict = "good" if report["is_good"] else "BAD"
             print(f"{path}: score {report['score']:.1f} ({verdict})")
             for issue in report["issues"]:
-                print(f"  - [{issue['severity']}] {issue['code']}: {issue['message']}")
+                print(f"  - [{issue['severity']}, {issue['confidence']:.0%} sure{'' if issue['fails'] else ', does not fail'}]"
+                      f" {issue['code']}: {issue['message']}")
+            for waived in report["waived"]:
+                print(f"  - [waived by {', '.join(waived['words'])!r}] {waived['code']}: {waived['message']}")
     sys.exit(1 if failed else 0)
 
 
@@ -277,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="run the quality analyzer on audio files")
     p.add_argument("files", nargs="+")
     p.add_argument("--kind", choices=["music", "sfx", "speech"], default="music")
+    p.add_argument("--prompt", help="what was asked for: its words waive checks (beep, drone, rain, steam, room tone...)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, per line")
     p.set_defaults(func=cmd_analyze)
     return parser

@@ -70,6 +70,22 @@ def test_analyze_rejects_unknown_kind():
     assert out.returncode == 2 and "--kind" in out.stderr
 
 
+def test_analyze_takes_the_prompt_and_says_what_it_waived(tmp_path):
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    drone = tmp_path / "drone.wav"
+    drone.write_bytes(encode_wav(0.5 * np.sin(2 * np.pi * 110 * t), sr))
+    plain = json.loads(soundbox("analyze", str(drone), "--kind", "sfx", "--json").stdout)
+    assert plain["is_good"] is False and [i["code"] for i in plain["issues"]] == ["stuck_tone"]
+    assert plain["issues"][0]["fails"] is True and 0.5 <= plain["issues"][0]["confidence"] <= 1
+    asked = json.loads(soundbox("analyze", str(drone), "--kind", "sfx", "--prompt", "a low spaceship drone",
+                                "--json").stdout)
+    assert asked["is_good"] is True and asked["issues"] == [] and asked["score"] == 100
+    assert [(w["code"], w["words"]) for w in asked["waived"]] == [("stuck_tone", ["drone"])]
+    text = soundbox("analyze", str(drone), "--kind", "sfx", "--prompt", "a low spaceship drone").stdout
+    assert "good" in text and "waived by" in text and "drone" in text
+
+
 def test_migrate_is_idempotent(database):
     for _ in range(2):
         out = soundbox("migrate")

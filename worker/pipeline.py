@@ -131,7 +131,7 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: JobParams, sett
 
         started = time.perf_counter()
         audio = engine.generate([request], progress=progress)[0]
-        report = analyze(audio.samples, audio.sample_rate, spec.kind, thresholds)
+        report = analyze(audio.samples, audio.sample_rate, spec.kind, thresholds, prompt=params.prompt)
         entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
                  "kind": spec.kind, **report.to_dict()}
         log_entries.append(entry)

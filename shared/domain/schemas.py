@@ -98,7 +98,7 @@ class GenerationCreate(BaseModel):
 
 class QualityOut(BaseModel):
     score: float = Field(description="0-100; every issue puts it under 50.")
-    issues: list[dict[str, Any]] = Field(description="Each {code, severity, value, threshold, message}.")
+    issues: list[dict[str, Any]] = Field(description="Each {code, severity, value, threshold, message, confidence, fails} (docs/quality.md).")
     is_good: bool
     accepted_anyway: bool = Field(False, description="No generation attempt passed the quality check; this is "
                                                      "the best-scoring one, kept anyway.")

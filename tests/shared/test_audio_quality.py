@@ -235,7 +235,7 @@ def test_thresholds_differ_by_kind_and_can_be_overridden():
     assert thresholds_for("music").max_noisiness < 1.0 <= thresholds_for("sfx").max_noisiness
     t = thresholds_for("sfx", {"*": {"silence_db": -55}, "sfx": {"hiss_ratio": 0.9}, "music": {"dc_min": 1}})
     assert t.silence_db == -55 and t.hiss_ratio == 0.9 and t.dc_min == thresholds_for("sfx").dc_min
-    assert isinstance(thresholds_for("music", {"*": {"clip_count": 20.0}}).clip_count, int)
+    assert isinstance(thresholds_for("music", {"*": {"clip_min_count": 20.0}}).clip_min_count, int)
     with pytest.raises(ValueError, match="silence_dbx"):
         thresholds_for("music", {"*": {"silence_dbx": 1}})
     with pytest.raises(ValueError, match="podcast"):
@@ -245,7 +245,7 @@ def test_thresholds_differ_by_kind_and_can_be_overridden():
 def test_custom_thresholds_change_the_checks():
     quiet = (music() * 10 ** (-65 / 20)).astype(np.float32)
     assert "silence" in codes(analyze(quiet, SR))
-    assert analyze(quiet, SR, thresholds=QualityThresholds(silence_db=-80.0)).is_good
+    assert analyze(quiet, SR, thresholds=QualityThresholds(silence_db=-80.0, near_silence_rms_db=-90.0)).is_good
     strict = QualityThresholds(good_score=101.0)
     assert not analyze(music(), SR, thresholds=strict).is_good
 
@@ -264,11 +264,12 @@ def test_settings_carry_threshold_overrides(monkeypatch):
 def test_report_to_dict_is_json(signals):
     report = analyze(np.clip(3 * music(), -1, 1) + 0.3, SR)  # two issues
     data = report.to_dict()
-    assert set(data) == {"score", "issues", "is_good"} and len(data["issues"]) >= 2
+    assert set(data) == {"score", "issues", "is_good", "waived"} and len(data["issues"]) >= 2
     assert isinstance(data["score"], float) and data["score"] == round(data["score"], 1)
     assert data["is_good"] is False
     for issue in data["issues"]:
-        assert set(issue) == {"code", "severity", "value", "threshold", "message"}
+        assert set(issue) == {"code", "severity", "value", "threshold", "message", "confidence", "fails"}
+        assert 0.5 <= issue["confidence"] <= 1 and issue["fails"] is True
         assert issue["severity"] in ("minor", "moderate", "severe")
         assert type(issue["value"]) is float and type(issue["threshold"]) is float
         assert isinstance(issue["message"], str) and issue["message"]
@@ -331,3 +332,101 @@ def test_analysis_imports_no_librosa_numba_or_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+# --- what real material looks like (issue 13) ------------------------------------------------------
+
+from tests.shared import audio_corpus_b as corpus_b  # noqa: E402
+
+
+@pytest.mark.parametrize("sr", (22050, 44100))
+def test_limiter_mastered_mix_is_not_clipping_but_clipping_it_is(sr):
+    for seed in range(3):
+        master = corpus_b.music_master(rng(seed), 4 * sr, sr).astype(np.float32)
+        f = compute_features(master, sr)
+        assert 8 <= f.clip_count <= 200  # the limiter's peaks sit exactly on its ceiling
+        report = analyze(master, sr, "music")
+        assert report.is_good, report
+        assert all(not i.fails for i in report.issues)
+        clipped = np.clip(master * 10 ** (3 / 20), -0.97, 0.97).astype(np.float32)  # 3 dB into the ceiling
+        assert_flags_alone(analyze(clipped, sr, "music"), "clipping")
+
+
+@pytest.mark.parametrize("base", ["fire", "rain", "knocks", "engine", "footsteps"])
+def test_natural_transients_are_not_clicks(base):
+    for sr in (16000, 44100):
+        x = corpus_b.SFX[base](rng(12), 4 * sr, sr)
+        x = (x / np.abs(x).max() * 0.8).astype(np.float32)
+        assert "clicks" not in codes(analyze(x, sr, "sfx")), (base, sr)
+
+
+def test_clicks_on_a_steady_effect_are_still_caught():
+    sr = 32000
+    x = corpus_b.sfx_wind(rng(13), 4 * sr, sr)
+    x = x / np.abs(x).max() * 0.3
+    for at in (0.6, 1.7, 2.9):
+        x[int(at * sr)] = 0.9
+    assert_flags_alone(analyze(x.astype(np.float32), sr, "sfx", prompt="wind howling"), "clicks")
+
+
+def test_beeps_and_decaying_rings_are_not_stuck_tones():
+    sr = 22050
+    for make in (corpus_b.sfx_beeps, corpus_b.sfx_impact):
+        x = make(rng(14), 4 * sr, sr)
+        x = (x / np.abs(x).max() * 0.7).astype(np.float32)
+        assert "stuck_tone" not in codes(analyze(x, sr, "sfx")), make.__name__
+
+
+def test_prompt_waives_what_it_asks_for(signals):
+    sr = 16000
+    drone = signals.sine(110.0, 3.0, sr=sr, amp=0.5)
+    assert_flags_alone(analyze(drone, sr, "sfx"), "stuck_tone")
+    for prompt, word in (("a low drone", "drone"), ("Microwave BEEPING", "beep"), ("1 kHz sine tone", "sine")):
+        report = analyze(drone, sr, "sfx", prompt=prompt)
+        assert report.is_good and report.score == 100 and report.issues == []
+        assert [(w.code, word in w.words) for w in report.waived] == [("stuck_tone", True)]
+    assert not analyze(drone, sr, "sfx", prompt="a violin solo").is_good  # words must match
+    assert not analyze(drone, sr, "sfx", prompt="a beetle").is_good  # ... at the start of a word, whole prefix
+    steam = corpus_b.sfx_steam(rng(15), 3 * 22050, 22050).astype(np.float32)
+    assert "hf_noise" in codes(analyze(steam, 22050, "sfx"))
+    waived = analyze(steam, 22050, "sfx", prompt="steam hissing from a pipe")
+    assert waived.is_good and {w.code for w in waived.waived} == {"hf_noise"}
+    assert waived.to_dict()["waived"][0]["words"] == ["steam", "hiss"]
+    white = (0.1 * rng(16).standard_normal(3 * SR)).astype(np.float32)
+    assert analyze(white, SR, "music", prompt="white noise for sleep").is_good
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_near_silence_and_a_blip_in_silence(kind):
+    x = music()
+    for rms_db in (-56.0, -59.0, -66.0):  # RMS 0.0016, 0.0011, 0.0005
+        quiet = (x / np.sqrt(np.mean(x**2)) * 10 ** (rms_db / 20)).astype(np.float32)
+        assert_flags_alone(analyze(quiet, SR, kind), "silence")
+    blip = np.zeros(4 * SR, dtype=np.float32)
+    blip[SR:SR + 320] = 0.5 * np.hanning(320)  # 10 ms
+    assert_flags_alone(analyze(blip, SR, kind), "silence")
+    room = corpus_b.sfx_roomtone(rng(17), 3 * SR, SR)
+    room = (room / np.sqrt(np.mean(room**2)) * 10 ** (-60 / 20)).astype(np.float32)  # a quiet room, -60 dBFS
+    assert "silence" in codes(analyze(room, SR, "sfx"))
+    asked = analyze(room, SR, "sfx", prompt="quiet room tone")
+    assert asked.is_good and asked.waived[0].code == "silence"
+
+
+def test_piper_speech_at_three_speeds_and_rates_is_good():
+    audio, voice_sr = corpus_b.piper_speech()
+    for (text, scale), x in audio.items():
+        for sr in (16000, 44100):
+            report = analyze(corpus_b._resample(x, voice_sr, sr).astype(np.float32), sr, "speech")
+            assert report.is_good, (text, scale, sr, report)
+
+
+def test_minor_findings_do_not_fail_and_failing_ones_score_under_50():
+    x = music(peak=0.5)
+    rms = float(np.sqrt(np.mean(x**2)))
+    dc = (x + max(0.03, 0.7 * 0.25 * rms)).astype(np.float32)  # a DC offset short of the limit: a note
+    report = analyze(dc, SR)
+    assert [(i.code, i.fails, i.severity) for i in report.issues] == [("dc_offset", False, "minor")]
+    assert report.is_good and 90 <= report.score < 100 and report.issues[0].confidence < 0.5
+    bad = analyze((x + 0.2).astype(np.float32), SR)
+    assert not bad.is_good and bad.score < 50
+    assert all(i.fails and i.severity in ("moderate", "severe") and 0.5 <= i.confidence <= 1 for i in bad.issues)
