@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from shared.infra.storage import CHUNK, InvalidKey, ObjectNotFound, StoreUnavailable, check_key, check_prefix
+from shared.infra.objects import CHUNK, InvalidKey, ObjectNotFound, StoreUnavailable, check_key, check_prefix
 from shared.settings import Settings
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}

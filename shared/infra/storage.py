@@ -16,37 +16,16 @@ Errors are the same for both: :class:`ObjectNotFound` for a missing object,
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from shared.infra.objects import CHUNK, InvalidKey, ObjectNotFound, StoreUnavailable, check_key, check_prefix
 from shared.settings import Settings
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-CHUNK = 64 * 1024
-
-
-class InvalidKey(ValueError):
-    pass
-
-
-class ObjectNotFound(KeyError):
-    pass
-
-
-class StoreUnavailable(RuntimeError):
-    """The backend could not be reached or refused to work (after its own retries): an outage or
-    a misconfiguration, never the caller's fault."""
-
-
-def check_key(key: str) -> str:
-    """Keys are relative, '/'-separated names; no '..', no absolute paths, no empty parts."""
-    if not isinstance(key, str) or len(key) > 512 or not _KEY.match(key) or ".." in key.split("/"):
-        raise InvalidKey(f"invalid object key: {key!r}")
-    return key
-
+__all__ = ["CHUNK", "InvalidKey", "LocalObjectStore", "ObjectNotFound", "ObjectStore", "StoreUnavailable",
+           "check_key", "check_prefix", "get_store"]
 
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
@@ -66,14 +45,6 @@ class ObjectStore(Protocol):
     def check(self) -> None:
         """Raise StoreUnavailable when the store cannot be used (readiness)."""
         ...
-
-
-def check_prefix(prefix: str) -> str:
-    """A prefix is a key (or empty), optionally ending in '/'."""
-    if prefix == "":
-        return prefix
-    check_key(prefix.removesuffix("/"))
-    return prefix
 
 
 class LocalObjectStore:
