@@ -262,7 +262,8 @@ def merge(*lists: list[dict[str, Any]], top: int = TOP) -> list[dict[str, Any]]:
                 old = out[c["name"]]
                 best = dict(max(old, c, key=lambda x: x["score"]))
                 best["score"] = round(min(1.0, best["score"] + 0.1), 3)
-                best["source"] = "prompt+audio" if old.get("source") != c.get("source") else best.get("source")
+                if old.get("source") != c.get("source"):
+                    best["source"] = "prompt+audio"
                 if "value" not in best and ("value" in old or "value" in c):  # the better one's value wins
                     best["value"] = c.get("value", old.get("value"))
                 out[c["name"]] = best

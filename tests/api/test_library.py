@@ -6,14 +6,14 @@ data is exactly known; tests/api/test_library_flow.py covers sounds made by a re
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from tests.conftest import make_key, start_api
 
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def account_of(key: str) -> uuid.UUID:
