@@ -21,6 +21,7 @@ from shared.audio.spectrogram import render_spectrogram_png
 from shared.domain import events, jobs
 from shared.domain.catalog import ModelSpec
 from shared.domain.events import EventType
+from shared.domain.categories import categorize
 from shared.domain.models import Job, JobStatus, Sound
 from shared.domain.params import JobParams
 from shared.infra.storage import ObjectStore, sound_keys
@@ -221,6 +222,7 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
             rendered = postprocess(best.audio, params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
+            sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # library categories
             monitor.check()
         if not jobs.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)

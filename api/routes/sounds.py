@@ -3,30 +3,36 @@ converted once and cached; Range requests on all), waveform peaks and the spectr
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from api.auth import OptionalPrincipal, SignedIn
 from api.conditional import not_modified
-from api.deps import StoreDep
-from api.owned import OwnedSound
+from api.deps import SessionDep, StoreDep
+from api.owned import OwnedSound, writable_sound
+from api.sound_query import SoundQueryDep, list_page
 from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
 from shared.audio import formats, peaks
-from shared.domain.models import Sound
-from shared.domain.schemas import SoundOut
+from shared.domain import library
+from shared.domain.models import Sound, utcnow
+from shared.domain.schemas import SoundList, SoundOut, SoundPatch
 from shared.infra.storage import ObjectNotFound
 
 router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-@router.get("/v1/sounds/{sound_id}", response_model=SoundOut)
-def get_sound(sound: OwnedSound, request: Request) -> SoundOut:
-    return sound_out(request, sound)
+@router.get("/v1/sounds/{sound_id}", response_model=SoundOut,
+            responses={410: {"description": "the sound was deleted (its owner asks)"}})
+def get_sound(sound: OwnedSound, request: Request, principal: OptionalPrincipal) -> SoundOut:
+    """The sound's metadata: prompt, title, tags, visibility, categories, quality report, URLs."""
+    return sound_out(request, sound, principal.account.id if principal else None)
 
 
 def _missing(sound: Sound) -> ProblemException:
@@ -114,3 +120,49 @@ def get_sound_spectrogram(sound: OwnedSound, request: Request, store: StoreDep) 
         return serve_object(request, store, sound.spectrogram_key, "image/png", {**IMMUTABLE, "ETag": etag})
     except ObjectNotFound:
         raise ProblemException(404, f"the spectrogram of sound {sound.id} is missing from the store") from None
+
+
+# --- the caller's library: list, edit, delete (shared/domain/library.py) --------------------------
+
+@router.get("/v1/sounds", response_model=SoundList)
+def list_sounds(request: Request, session: SessionDep, principal: SignedIn, query: SoundQueryDep) -> SoundList:
+    """The caller's sounds (every account's for admins), newest first. `q` searches title and prompt
+    (every word, each as a prefix); filters combine; follow `next_cursor` with the same parameters."""
+    return list_page(request, session, query, library.Scope.mine(principal.account.id, principal.is_admin),
+                     principal.account.id)
+
+
+@router.patch("/v1/sounds/{sound_id}", response_model=SoundOut,
+              responses={403: {"description": "another account's unlisted or public sound"},
+                         410: {"description": "the sound was deleted"}})
+def update_sound(sound_id: uuid.UUID, body: SoundPatch, request: Request, session: SessionDep,
+                 principal: SignedIn) -> SoundOut:
+    """Set the title, replace the tags, or change who may see the sound; fields left out stay."""
+    sound = writable_sound(session, sound_id, principal)
+    if sound.deleted_at is not None:
+        raise ProblemException(410, f"sound {sound_id} was deleted at {sound.deleted_at.isoformat()}")
+    changes = body.model_dump(exclude_unset=True)
+    if "title" in changes:
+        sound.title = changes["title"] or None
+    if "tags" in changes:
+        sound.tags = changes["tags"] or []
+    if changes.get("visibility") is not None:
+        sound.visibility = changes["visibility"]
+    session.add(sound)
+    session.commit()
+    session.refresh(sound)
+    return sound_out(request, sound, principal.account.id)
+
+
+@router.delete("/v1/sounds/{sound_id}", status_code=204, response_class=Response,
+               responses={204: {"description": "deleted (again: deleting a deleted sound is fine)"}})
+def delete_sound(sound_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: SignedIn) -> Response:
+    """Delete the sound: its audio, converted formats, peaks and spectrogram leave the store; the
+    row stays as a tombstone (the job's `result.deleted_at`; the sound's routes answer 410 Gone)."""
+    sound = writable_sound(session, sound_id, principal)
+    if sound.deleted_at is None:
+        sound.deleted_at = utcnow()
+        session.add(sound)
+        session.commit()
+    library.delete_objects(store, sound)
+    return Response(status_code=204)

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import Integer, and_, cast, func, or_, update
 from sqlmodel import Session, col, select
 
-from shared.domain import events, idempotency
+from shared.domain import events, idempotency, prompts
 from shared.domain.catalog import ModelId, ModelSpec
 from shared.domain.errors import InvalidField, JobFinished, QueueUnavailable
 from shared.domain.events import EventType
@@ -73,6 +73,7 @@ def submit(*, session: Session, account: Account, request: GenerationCreate, cat
     process killed between the commit and the send leaves a queued row with no message, which
     only aging's re-send (``promote_aged``, while its priority can still rise) delivers.
     """
+    request, guidance = prompts.guide_submission(request)  # resolves "auto"; the prompt's warnings go on the job
     spec = catalog[request.model]
     tier_name = account.tier
     tier = limits_for(settings.tiers, tier_name)
@@ -86,7 +87,8 @@ def submit(*, session: Session, account: Account, request: GenerationCreate, cat
                         max_queued_jobs=settings.max_queued_jobs)
     priority = tier.clamp_priority(request.priority)
     job = Job(account_id=account.id, model=spec.id, params=params.to_row(), priority=priority,
-              queue_priority=priority, webhook_url=webhook_url, webhook_events=webhook_events)
+              queue_priority=priority, webhook_url=webhook_url, webhook_events=webhook_events,
+              warnings=guidance.warnings, model_choice=guidance.model_choice)
     session.add(job)
     session.flush()
     if key and not idempotency.remember(session, account.id, key, digest, job.id, settings.idempotency_ttl_seconds):

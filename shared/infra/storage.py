@@ -165,6 +165,11 @@ def get_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.storage_dir)
 
 
+def sound_prefix(sound_id: str) -> str:
+    """The folder holding every object of a sound (audio, converted formats, peaks, spectrogram)."""
+    return f"sounds/{sound_id}/"
+
+
 def sound_keys(sound_id: str) -> tuple[str, str]:
     """Object keys of a sound's audio and spectrogram."""
     return f"sounds/{sound_id}/audio.wav", f"sounds/{sound_id}/spectrogram.png"
