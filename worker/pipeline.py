@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from shared.domain import events
+from shared.domain import events, sampling
 from shared.audio.io import encode_wav
 from shared.audio.loop import loop_crossfade_seconds, make_loopable
 from shared.audio.loudness import normalize_loudness
@@ -24,7 +24,7 @@ from shared.settings import Settings
 from shared.infra.storage import ObjectStore, sound_keys
 from worker import jobstore, metrics
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
-from worker.model_cache import ModelCache
+from worker.memory import GenerationOutOfMemory, InsufficientMemory, Lease, MemoryManager
 
 log = structlog.get_logger()
 GENERATION_SHARE = 0.9  # progress 0..0.9 is generation, the rest post-processing
@@ -104,7 +104,7 @@ class Candidate:
     attempt: int
 
 
-def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings: Settings,
+def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: dict, settings: Settings,
                         monitor: JobMonitor) -> tuple[Candidate, list[dict]]:
     """Generate, analyze, and regenerate with a new seed while the result is not good.
     Returns the first good attempt, or the best-scoring one when none passes."""
@@ -116,7 +116,8 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
     thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
     for attempt in range(settings.max_attempts):
         seed = (params["seed"] + attempt) % 2**31
-        request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"))
+        request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"),
+                                    controls=sampling.job_controls(params))
         # Each attempt moves progress two thirds of the way to the end of generation (the last one
         # all the way), so a retry never stalls progress and a first success leaves room after it.
         base = monitor.progress
@@ -185,7 +186,7 @@ def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: Qualit
 
 
 def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-            cache: ModelCache, store: ObjectStore) -> str:
+            models: MemoryManager, store: ObjectStore) -> str:
     """Run one job to a terminal state. Returns what happened (for logs and tests)."""
     job = jobstore.claim(job_id, worker, settings.job_lease_seconds)
     if job is None:
@@ -198,20 +199,21 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
         return "failed: too many deliveries"
     bound.info("job started", delivery=job.deliveries)
     started = time.perf_counter()
-    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, cache=cache, store=store)
+    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, models=models, store=store)
     metrics.JOB_SECONDS.labels(model=job.model, outcome=outcome.split(":")[0]).observe(time.perf_counter() - started)
     return outcome
 
 
 def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-                 cache: ModelCache, store: ObjectStore) -> str:
+                 models: MemoryManager, store: ObjectStore) -> str:
     job_id = job.id
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
             spec = catalog[job.model]
-            engine = cache.get(job.model)
-            monitor.check()
-            best, attempts = generate_until_good(engine, spec, job.params, settings, monitor)
+            # The model is held (never unloaded) while it generates; post-processing runs after release.
+            with models.lease(job.model) as engine:
+                monitor.check()
+                best, attempts = generate_until_good(engine, spec, job.params, settings, monitor)
             rendered = postprocess(best.audio, job.params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
@@ -229,9 +231,9 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
     except LeaseLost:
         bound.warning("lease lost; another delivery owns the job")
         return "lost: lease taken over"
-    except ModelUnavailable as exc:
+    except (ModelUnavailable, InsufficientMemory, GenerationOutOfMemory) as exc:
         jobstore.finish(job_id, worker, JobStatus.failed, str(exc))
-        bound.error("model unavailable", error=str(exc))
+        bound.error("model unavailable", reason=type(exc).__name__, error=str(exc))
         return "failed"
     except Exception as exc:
         jobstore.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")

@@ -20,11 +20,11 @@ from api.auth import CurrentPrincipal, Principal, tier_of
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
 from api.problems import ProblemException, field_error
-from shared.domain import events
+from shared.domain import events, sampling
 from shared.domain.catalog import ModelSpec
 from shared.infra.celery_app import enqueue_job
 from shared.domain.models import TERMINAL_STATUSES, Account, Job, JobStatus, utcnow
-from shared.domain.schemas import DEFAULT_DURATION, DEFAULT_WEBHOOK_EVENTS, PROMPT_MAX, GenerationCreate, JobOut
+from shared.domain.schemas import DEFAULT_WEBHOOK_EVENTS, PROMPT_MAX, GenerationCreate, JobOut
 from shared.settings import Settings
 from shared.domain.tiers import TierLimits
 from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
@@ -35,6 +35,10 @@ log = structlog.get_logger()
 
 def _job_params(body: GenerationCreate, spec: ModelSpec, tier_name: str, tier: TierLimits) -> dict:
     """Check the per-model and per-tier rules pydantic cannot know, and fix the parameters the worker will use."""
+    try:  # sampling controls and fixed clip lengths (shared/domain/sampling.py)
+        controls = sampling.check_request(body, spec)
+    except sampling.InvalidField as exc:
+        raise field_error(exc.field, exc.message, exc.value) from None
     if spec.uses_duration:
         if len(body.prompt) > PROMPT_MAX:
             raise field_error("prompt", f"must be at most {PROMPT_MAX} characters for model '{spec.id}'",
@@ -42,7 +46,7 @@ def _job_params(body: GenerationCreate, spec: ModelSpec, tier_name: str, tier: T
         if body.voice is not None:
             raise field_error("voice", "only the 'voice' model takes a voice", body.voice)
         longest = min(spec.max_duration, tier.max_duration)
-        duration = min(DEFAULT_DURATION, longest) if body.duration is None else body.duration
+        duration = min(spec.default_duration, longest) if body.duration is None else body.duration
         if not spec.min_duration <= duration <= longest:
             whose = f"model '{spec.id}'" if longest == spec.max_duration else f"the {tier_name} tier"
             raise field_error("duration", f"must be between {spec.min_duration:g} and {longest:g} "
@@ -53,7 +57,7 @@ def _job_params(body: GenerationCreate, spec: ModelSpec, tier_name: str, tier: T
             raise field_error("loopable", "speech cannot be made loopable", body.loopable)
     # The seed is fixed at submit time so a job's attempts are reproducible.
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
-    params = {"prompt": body.prompt, "duration": duration, "loopable": body.loopable, "seed": seed}
+    params = {"prompt": body.prompt, "duration": duration, "loopable": body.loopable, "seed": seed, **controls}
     if not spec.uses_duration:
         params["voice"] = body.voice or spec.checkpoint
     return params

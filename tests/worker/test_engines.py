@@ -19,7 +19,7 @@ from shared.settings import Settings
 from worker.engines import load_engine
 from worker.engines.base import GenerationRequest, ModelUnavailable
 from worker.engines.tiny import FAMILIES, ensure_tiny_checkpoints
-from worker.model_cache import ModelCache
+from worker.memory import MemoryManager
 
 AUDIOCRAFT_MODELS = ("music", "audio", "magnet")
 
@@ -29,12 +29,22 @@ def tiny_settings(tmp_path_factory) -> Settings:
     return Settings(catalog="tiny", models_dir=tmp_path_factory.mktemp("models"))
 
 
+class Engines:
+    """Every tiny engine, each loaded once for the session through the memory manager and the real loader."""
+
+    def __init__(self, manager: MemoryManager):
+        self.manager = manager
+
+    def get(self, model_id: str):
+        with self.manager.lease(model_id) as lease:
+            return lease.engine
+
+
 @pytest.fixture(scope="session")
-def models(tiny_settings) -> ModelCache:
-    """Every tiny engine, each loaded once for the whole session through the real loader."""
-    cache = ModelCache(get_catalog(tiny_settings), tiny_settings, "cpu", capacity=4)
-    yield cache
-    cache.clear()
+def models(tiny_settings) -> Engines:
+    manager = MemoryManager(get_catalog(tiny_settings), tiny_settings, "cpu", warmer=None)
+    yield Engines(manager)
+    manager.close()
 
 
 def expected_length(duration: float, sample_rate: int) -> int:
