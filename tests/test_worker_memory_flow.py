@@ -18,7 +18,7 @@ import wave
 import httpx
 import pytest
 
-from tests.conftest import ROOT, _TMP, Workers, wait_for_job
+from tests.conftest import _TMP, ROOT, Workers, wait_for_job
 from tests.test_live import read_sse
 
 
@@ -100,9 +100,9 @@ def test_a_warming_worker_is_not_ready_and_says_warming(client, redis_client, ap
     w = Workers(redis_client)
     _TMP.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SOUNDBOX_PRELOAD_MODELS": '["music"]', "SOUNDBOX_PRELOAD_MIN_FREE_GB": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "worker", "--queues", "music"], cwd=ROOT,
-                            stdout=open(_TMP / f"worker-warming-{time.time():.0f}.log", "wb"),
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with open(_TMP / f"worker-warming-{time.time():.0f}.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "worker", "--queues", "music"], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     w.procs.append(proc)
     key = registry.PREFIX + f"{socket.gethostname()}:{proc.pid}"
     seen: list[tuple[bool, str | None]] = []

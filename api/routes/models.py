@@ -3,6 +3,8 @@ live worker (from the workers' heartbeats)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from api.deps import CatalogDep, RedisDep, SettingsDep
@@ -37,6 +39,7 @@ def list_models(settings: SettingsDep, catalog: CatalogDep, redis: RedisDep) -> 
     models = []
     for spec in catalog.values():
         copies = sorted(per_model.get(spec.id, []), key=lambda c: (_RANK.get(c.state, 9), c.worker))
+        state: Any  # one of ModelOut.state's literals
         if copies and copies[0].state in _RANK:
             best = copies[0].state
             state = "loaded" if best in ("ready", "generating") else best

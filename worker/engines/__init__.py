@@ -6,6 +6,7 @@ Engine modules are imported on demand, so a worker serving only Piper never impo
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from shared.domain.catalog import ModelSpec
 from shared.settings import Settings
@@ -34,4 +35,5 @@ def load_engine(spec: ModelSpec, settings: Settings, device: str) -> Engine:
 
     Raises ``ModelUnavailable`` when its weights are not on this machine.
     """
-    return engine_class(spec)(spec, settings, device)
+    cls: Any = engine_class(spec)  # each family's constructor takes (spec, settings, device)
+    return cls(spec, settings, device)
