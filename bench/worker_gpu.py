@@ -80,7 +80,7 @@ def real_arch_loader(spec, settings, device):
                 lm_cfg.transformer_lm.segment_duration = lm_cfg.dataset.segment_duration
                 lm_cfg.transformer_lm.span_len = lm_cfg.masking.span_len
             lm = builders.get_lm_model(lm_cfg).to(device).eval()
-            lm.cfg = lm_cfg
+            lm.cfg = lm_cfg  # type: ignore[assignment]
             return classes[family](name=f"real-arch-{family}", compression_model=compression, lm=lm)
 
     return RealArch(spec, settings, device)
