@@ -38,7 +38,9 @@ class ModelSpec:
     extend_stride: float | None = None  # seconds each further window advances (longer clips)
     codebook_size: int = 2048  # the LM's vocabulary per codebook: top_k's upper bound
     codebooks: int = 4  # RVQ codebooks: MAGNeT's decoding_steps has one entry per codebook
-    warmup_durations: tuple[float, ...] = ()  # the duration buckets a fresh model generates first
+    # The duration buckets a fresh model generates first: one window, and past it when the model makes
+    # longer clips (the windowed path, prompted windows, has shapes of its own).
+    warmup_durations: tuple[float, ...] = ()
 
     @property
     def uses_duration(self) -> bool:
@@ -74,10 +76,12 @@ def _default(settings: Settings) -> dict[str, ModelSpec]:
     return {
         "music": ModelSpec("music", "musicgen", "music", "music", "facebook/musicgen-small", 32000, 1, 120,
                            "MusicGen small: text to music (beyond 30 s in overlapping windows)",
-                           memory_gb=4.0, item_memory_gb=0.36, window_seconds=30, extend_stride=18, warmup_durations=(10.0,)),
+                           memory_gb=4.0, item_memory_gb=0.36, window_seconds=30, extend_stride=18,
+                           warmup_durations=(10.0, 35.0)),  # one window, and two (the windowed path)
         "audio": ModelSpec("audio", "audiogen", "sfx", "audio", "facebook/audiogen-medium", 16000, 1, 30,
                            "AudioGen medium: text to sound effects (beyond 10 s in overlapping windows)",
-                           memory_gb=5.0, item_memory_gb=0.6, window_seconds=10, extend_stride=2, warmup_durations=(5.0,)),
+                           memory_gb=5.0, item_memory_gb=0.6, window_seconds=10, extend_stride=2,
+                           warmup_durations=(5.0, 12.0)),
         "magnet": ModelSpec("magnet", "magnet", "music", "magnet", magnet, 32000, length, length,
                             f"MAGNeT ({length:g} s): non-autoregressive text to music, fixed length",
                             memory_gb=6.0, item_memory_gb=0.36, fixed_durations=(length,),
@@ -95,11 +99,11 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
         "music": ModelSpec("music", "musicgen", "music", "music", str(root / "musicgen"), 32000, 1, 120,
                            "tiny random-weight MusicGen (real classes, noise output)",
                            memory_gb=0.06, item_memory_gb=0.01, window_seconds=10, extend_stride=5,
-                           codebook_size=256, warmup_durations=(2.0,)),
+                           codebook_size=256, warmup_durations=(2.0, 12.0)),
         "audio": ModelSpec("audio", "audiogen", "sfx", "audio", str(root / "audiogen"), 16000, 1, 30,
                            "tiny random-weight AudioGen (real classes, noise output)",
                            memory_gb=0.06, item_memory_gb=0.01, window_seconds=10, extend_stride=2, codebook_size=256,
-                           warmup_durations=(2.0,)),
+                           warmup_durations=(2.0, 12.0)),
         "magnet": ModelSpec("magnet", "magnet", "music", "magnet", str(root / "magnet"), 32000, 10, 10,
                             "tiny random-weight MAGNeT (real classes, noise output, 10 s fixed)",
                             memory_gb=0.06, item_memory_gb=0.01, fixed_durations=(10.0,), codebook_size=256,
