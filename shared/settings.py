@@ -61,7 +61,20 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(60, ge=5, description="A running job whose worker stops renewing this lease is recovered.")
     broker_visibility_timeout: int = Field(3600, ge=5, description="Seconds before an unacknowledged task is redelivered.")
     recovery_interval: int = Field(15, ge=1, description="How often a worker looks for jobs whose lease expired.")
-    model_cache_size: int = Field(2, ge=1, description="Models a worker keeps loaded at once (LRU).")
+
+    # Model memory (worker/memory.py): what a worker may load beside other programs on its device
+    memory_margin_gb: float = Field(2.0, ge=0, description="Memory (GB) always left free on the device when loading.")
+    memory_limit_gb: float | None = Field(None, gt=0, description="Most memory (GB) this worker's models may hold "
+                                                                  "in all (unset: whatever the device has free).")
+    memory_wait_seconds: float = Field(300.0, ge=0, description="How long a job waits for memory before it fails.")
+    model_idle_seconds: float = Field(300.0, gt=0, description="A model unused this long is unloaded.")
+    preload_models: list[str] = Field(default_factory=lambda: ["audio"],
+                                      description="Models a worker loads at start (those it serves), in order, "
+                                                  "while at least preload_min_free_gb is free.")
+    preload_min_free_gb: float = Field(5.0, ge=0, description="Free memory (GB) needed to preload at start.")
+    warmup: bool = Field(True, description="A freshly loaded model generates its warm-up durations before jobs.")
+    magnet_checkpoint: str = Field("facebook/magnet-small-10secs",
+                                   description="MAGNeT checkpoint of the default catalog (10 s or 30 s variant).")
 
     # Accounts, limits and fairness
     allow_anonymous: bool = Field(False, description="Requests without an API key act as one shared free account.")

@@ -24,6 +24,12 @@ def cmd_api(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from worker.device import DeviceUnavailable, check_and_pin
+
+    try:  # this worker serves exactly this device, or does not start
+        args.device = check_and_pin(args.device)
+    except DeviceUnavailable as exc:
+        raise SystemExit(f"soundbox worker: {exc}") from None
     os.environ["SOUNDBOX_DEVICE"] = args.device
     from shared.settings import get_settings
 
@@ -35,7 +41,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     configure_logging("worker")
     from worker.tasks import celery_app, warm_up
 
-    warm_up()
+    warm_up(args.queues)
     queues = ",".join(args.queues)
     celery_app.worker_main([
         "worker", "--queues", queues, "--concurrency", str(args.concurrency), "--pool", "threads",
@@ -160,8 +166,9 @@ def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) 
     print("[soundbox] waiting for the worker to load and warm up...", flush=True)
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
-    # A generation worker (the webhook worker announces itself too, but serves no model queue).
-    while not any(set(w.get("queues", [])) & set(MODEL_IDS) for w in registry.workers(client)):
+    # A generation worker (the webhook worker announces itself too, but serves no model queue),
+    # ready: taking jobs with its preloaded models warmed up.
+    while not any(set(w.get("queues", [])) & set(MODEL_IDS) and w.get("ready") for w in registry.workers(client)):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             raise SystemExit("the worker did not come up; see the log above")
         time.sleep(0.5)

@@ -4,6 +4,7 @@ starts them); nothing here is faked."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -180,7 +181,8 @@ class Workers:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}; log: {log.name}")
-            if self.redis.exists(registry.PREFIX + name):
+            entry = self.redis.get(registry.PREFIX + name)
+            if entry is not None and json.loads(entry).get("ready"):  # taking jobs, preloads warmed up
                 return proc
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready; log: {log.name}")

@@ -114,7 +114,7 @@ def test_sse_resumes_after_last_event_id_and_ends(account, api_url, stack):
 
 
 def test_sse_is_live_across_processes_and_tells_a_cancel(account, stack, second_api):
-    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "never served here", "duration": 2}).json()
+    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "never served here", "duration": 10}).json()
     listening = threading.Event()
     got: list[dict] = []
 
@@ -133,7 +133,7 @@ def test_sse_is_live_across_processes_and_tells_a_cancel(account, stack, second_
 
 
 def test_sse_of_another_accounts_job_is_404(client, account):
-    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "private business", "duration": 2}).json()
+    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "private business", "duration": 10}).json()
     resp = client.get(f"/v1/jobs/{job['id']}/events")
     assert resp.status_code == 404 and resp.headers["content-type"].startswith("application/problem+json")
 
@@ -149,24 +149,24 @@ def test_prefer_wait_returns_the_finished_job(account, stack):
 
 
 def test_prefer_wait_times_out_with_202(account):
-    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "nobody serves magnet", "duration": 2},
+    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "nobody serves magnet", "duration": 10},
                         headers={"Prefer": "respond-async, wait=1"})
     assert resp.status_code == 202 and resp.json()["status"] == "queued"
     assert resp.headers["preference-applied"] == "wait=1"
-    plain = account.post("/v1/generations", json={"model": "magnet", "prompt": "no preference", "duration": 2},
+    plain = account.post("/v1/generations", json={"model": "magnet", "prompt": "no preference", "duration": 10},
                          headers={"Prefer": "respond-async"})
     assert plain.status_code == 202 and "preference-applied" not in plain.headers
 
 
 @pytest.mark.parametrize("prefer", ["wait=61", "wait=abc", "wait=-1", "wait=", "wait=1.5"])
 def test_bad_prefer_wait_is_422(account, prefer):
-    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "bad preference", "duration": 2},
+    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "bad preference", "duration": 10},
                         headers={"Prefer": prefer})
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "Prefer", resp.text
     assert account.get("/v1/jobs").json()["items"] == []
 
 
-MAGNET = {"model": "magnet", "prompt": "idempotent synth line", "duration": 2}
+MAGNET = {"model": "magnet", "prompt": "idempotent synth line", "duration": 10}
 
 
 def test_idempotent_replay_makes_one_job(account):
@@ -238,7 +238,7 @@ def test_a_client_that_leaves_frees_its_subscription(account, api_url, redis_cli
 
     from shared.domain.events import channel
 
-    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "left alone", "duration": 2}).json()
+    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "left alone", "duration": 10}).json()
     subscribers = lambda: dict(redis_client.pubsub_numsub(channel(job["id"])))[channel(job["id"]).encode()]  # noqa: E731
     with httpx.stream("GET", f"{api_url}/v1/jobs/{job['id']}/events", headers=auth(account), timeout=30) as resp:
         lines = resp.iter_lines()

@@ -148,7 +148,7 @@ def test_a_failed_job_sends_job_failed(client, stack, workers, receiver, tmp_pat
                                         "HF_HOME": str(empty)})
     rx = receiver()
     secret = client.get("/v1/webhooks/secret").json()["secret"]
-    job = client.post("/v1/generations", json={"model": "magnet", "prompt": "weights are missing", "duration": 2,
+    job = client.post("/v1/generations", json={"model": "magnet", "prompt": "weights are missing", "duration": 10,
                                                "webhook_url": rx.url("/failed")}).json()
     done = wait_for_job(client, job["id"])
     assert done["status"] == "failed" and "not on this machine" in done["error"]

@@ -28,7 +28,7 @@ from shared.infra.storage import ObjectStore, sound_keys
 from shared.settings import Settings
 from worker import metrics
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
-from worker.model_cache import ModelCache
+from worker.memory import GenerationOutOfMemory, InsufficientMemory, Lease, MemoryManager
 
 log = structlog.get_logger()
 GENERATION_SHARE = 0.9  # progress 0..0.9 is generation, the rest post-processing
@@ -108,7 +108,7 @@ class Candidate:
     attempt: int
 
 
-def generate_until_good(engine: Engine, spec: ModelSpec, params: JobParams, settings: Settings,
+def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: JobParams, settings: Settings,
                         monitor: JobMonitor) -> tuple[Candidate, list[dict[str, Any]]]:
     """Generate, analyze, and regenerate with the next seed (seed + 1 per attempt) while the
     result is not good, for at most ``max_attempts``. Returns the first good attempt, or the
@@ -121,7 +121,8 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: JobParams, sett
     thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
     for attempt in range(settings.max_attempts):
         seed = (params.seed + attempt) % 2**31
-        request = GenerationRequest(prompt=params.prompt, duration=duration, seed=seed, voice=params.voice)
+        request = GenerationRequest(prompt=params.prompt, duration=duration, seed=seed, voice=params.voice,
+                                    controls=params.controls())
         # Each attempt moves progress two thirds of the way to the end of generation (the last one
         # all the way), so a retry never stalls progress and a first success leaves room after it.
         base = monitor.progress
@@ -191,7 +192,7 @@ def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: Qualit
 
 
 def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-            cache: ModelCache, store: ObjectStore) -> str:
+            models: MemoryManager, store: ObjectStore) -> str:
     """Run one job to a terminal state. Returns what happened (for logs and tests)."""
     job = jobs.claim(job_id, worker, settings.job_lease_seconds)
     if job is None:
@@ -204,21 +205,22 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
         return "failed: too many deliveries"
     bound.info("job started", delivery=job.deliveries)
     started = time.perf_counter()
-    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, cache=cache, store=store)
+    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, models=models, store=store)
     metrics.JOB_SECONDS.labels(model=job.model, outcome=outcome.split(":")[0]).observe(time.perf_counter() - started)
     return outcome
 
 
 def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-                 cache: ModelCache, store: ObjectStore) -> str:
+                 models: MemoryManager, store: ObjectStore) -> str:
     job_id = job.id
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
             spec = catalog[job.model]
             params = JobParams.from_row(job.params)
-            engine = cache.get(job.model)
-            monitor.check()
-            best, attempts = generate_until_good(engine, spec, params, settings, monitor)
+            # The model is held (never unloaded) while it generates; post-processing runs after release.
+            with models.lease(job.model) as engine:
+                monitor.check()
+                best, attempts = generate_until_good(engine, spec, params, settings, monitor)
             rendered = postprocess(best.audio, params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
@@ -237,9 +239,9 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
     except LeaseLost:
         bound.warning("lease lost; another delivery owns the job")
         return "lost: lease taken over"
-    except ModelUnavailable as exc:
+    except (ModelUnavailable, InsufficientMemory, GenerationOutOfMemory) as exc:
         jobs.finish(job_id, worker, JobStatus.failed, str(exc))
-        bound.error("model unavailable", error=str(exc))
+        bound.error("model unavailable", reason=type(exc).__name__, error=str(exc))
         return "failed"
     except Exception as exc:
         jobs.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")

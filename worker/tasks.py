@@ -1,4 +1,4 @@
-"""Celery task and worker lifecycle: the model cache, warm-up, presence, lease recovery."""
+"""Celery task and worker lifecycle: the model memory manager, warm-up, presence, lease recovery."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from shared.infra.celery_app import GENERATE_TASK, celery_app, enqueue_job
 from shared.infra.storage import get_store
 from shared.settings import get_settings
 from worker import metrics
-from worker.model_cache import ModelCache
+from worker.memory import MemoryManager
 from worker.pipeline import run_job
 
 log = structlog.get_logger()
@@ -30,23 +30,43 @@ class WorkerRuntime:
         self.presence = registry.Presence(self.settings.redis_url)
         self.name = self.presence.name
         self.catalog = get_catalog(self.settings)
-        self.cache = ModelCache(self.catalog, self.settings, self.settings.device)
+        self.models = MemoryManager(self.catalog, self.settings, self.settings.device, on_change=self.announce)
         self.store = get_store(self.settings)
         self.queues: list[str] = []
+        self.consuming = False  # Celery takes tasks (set when the worker is ready)
+        self._started = False
 
     def start_background(self, queues: list[str]) -> None:
+        if self._started:
+            return
+        self._started = True
         self.queues = queues
+        self.announce()
         threading.Thread(target=self._background, name="soundbox-background", daemon=True).start()
 
     def stop(self) -> None:
         self.presence.stop()
+        self.models.close()
+
+    @property
+    def ready(self) -> bool:
+        """Taking jobs, with no model loading or warming up."""
+        return self.consuming and not self.models.warming
+
+    def announce(self) -> None:
+        """The heartbeat: queues, device, readiness, each model's state and footprint, device memory."""
+        if self.presence.stopped.is_set():
+            return
+        self.presence.announce({"queues": self.queues, "device": self.settings.device, "ready": self.ready,
+                                "loaded": self.models.loaded(), "models": self.models.snapshot(),
+                                "memory": self.models.memory()})
 
     def _background(self) -> None:
         interval = min(self.settings.recovery_interval, self.settings.aging_seconds, registry.TTL_SECONDS // 3)
         while not self.presence.stopped.is_set():
             try:
-                self.presence.announce({"queues": self.queues, "device": self.settings.device,
-                                                          "loaded": self.cache.loaded()})
+                self.models.unload_idle()
+                self.announce()
                 self.recover_expired()
                 self.promote_aged()
             except Exception as exc:  # keep the loop alive through outages
@@ -55,7 +75,7 @@ class WorkerRuntime:
 
     def run(self, job_id: uuid.UUID) -> str:
         return run_job(job_id, worker=self.name, settings=self.settings, catalog=self.catalog,
-                       cache=self.cache, store=self.store)
+                       models=self.models, store=self.store)
 
     def serve_affinity_run(self, first_job: uuid.UUID) -> None:
         """Model affinity: keep serving the model just used while its jobs wait at the top priority
@@ -113,8 +133,10 @@ def _on_ready(sender=None, **_) -> None:
     rt = runtime()
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
     rt.start_background(queues)
+    rt.consuming = True
+    rt.announce()
     if rt.settings.worker_metrics_port:
-        metrics.serve(rt.settings.worker_metrics_port, rt.cache, rt.settings.device)
+        metrics.serve(rt.settings.worker_metrics_port, rt.models, rt.settings.device)
     log.info("worker ready", worker=rt.name, queues=queues, device=rt.settings.device, catalog=rt.settings.catalog)
 
 
@@ -123,13 +145,19 @@ def _on_shutting_down(**_) -> None:
     runtime().stop()
 
 
-def warm_up() -> None:
-    """Pay one-off costs before the first job: librosa/numba compilation, tiny checkpoints."""
+def warm_up(queues: list[str] | None = None) -> None:
+    """Pay one-off costs before the first job: librosa/numba compilation, tiny checkpoints, and
+    the preloaded models (loaded and warmed up). The worker announces itself meanwhile (not
+    ready, its models `warming`), so `soundbox up` and /v1/models can tell."""
     from shared.audio.spectrogram import warm_up as warm_spectrogram
 
     rt = runtime()
+    if queues is not None:
+        rt.start_background(sorted(queues))
     warm_spectrogram()
     if rt.settings.catalog == "tiny":
         from worker.engines.tiny import ensure_tiny_checkpoints
 
         ensure_tiny_checkpoints(rt.settings.models_dir / "tiny")
+    preloaded = rt.models.preload(serves=queues)
+    log.info("preloaded", models=preloaded, memory=rt.models.memory())

@@ -73,6 +73,13 @@ class GenerationCreate(BaseModel):
     priority: int = Field(5, ge=0, le=9, description="0-9, higher runs first.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Random seed; random when omitted.")
     voice: str | None = Field(None, min_length=1, max_length=128, description="Piper voice id (voice model only).")
+    # Sampling controls (shared/domain/sampling.py has the per-model defaults and bounds; GET /v1/models shows them)
+    top_k: int | None = Field(None, ge=0, description="Sample among the k most likely tokens (0: no limit).")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling threshold (0: off; overrides top_k).")
+    temperature: float | None = Field(None, ge=0, description="Softmax temperature (MAGNeT: the initial one).")
+    cfg_coef: float | None = Field(None, ge=0, description="Classifier-free guidance strength.")
+    decoding_steps: list[int] | None = Field(None, min_length=1, max_length=16,
+                                             description="MAGNeT only: decoding steps per codebook.")
     webhook_url: str | None = Field(
         None, max_length=WEBHOOK_URL_MAX,
         description="http(s) URL told about this job (signed, Standard Webhooks); it must resolve to public "
@@ -190,16 +197,38 @@ class SoundOut(BaseModel):
     owned: bool | None = Field(None, description="Whether the caller owns it (null without a key).")
 
 
+class ModelWorkerOut(BaseModel):
+    """One worker's copy of a model."""
+
+    worker: str
+    device: str
+    state: Literal["unloaded", "loading", "warming", "ready", "generating", "unloading"]
+    footprint_bytes: int | None = Field(None, description="Memory it holds, measured after loading.")
+    peak_bytes: int | None = Field(None, description="Most memory seen while it warmed up or generated.")
+    estimate_bytes: int = Field(description="The catalog's estimate the worker plans with before measuring.")
+    active: int = Field(0, description="Generations running with it now.")
+    idle_seconds: float | None = None
+
+
 class ModelOut(BaseModel):
     id: str
     kind: str
     family: str
-    checkpoint: str
+    hub_id: str | None = Field(None, description="The checkpoint's hub id (none for the tiny catalog).")
     queue: str
     sample_rate: int
     min_duration: float
     max_duration: float
-    state: Literal["loaded", "available", "missing"]
+    durations: list[float] | None = Field(None, description="The only lengths this model makes (MAGNeT).")
+    default_duration: float | None = None
+    window_seconds: float | None = Field(None, description="Longer clips are made in overlapping windows.")
+    memory_estimate_bytes: int
+    controls: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Sampling controls it takes: type, default, minimum, maximum.")
+    state: Literal["generating", "loaded", "warming", "loading", "unloading", "available", "missing"] = Field(
+        description="The most ready state on any live worker (loaded = ready or generating), else whether "
+                    "its weights are present.")
+    workers: list[ModelWorkerOut] = Field(default_factory=list, description="Each live worker holding it.")
     description: str
 
 

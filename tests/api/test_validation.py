@@ -24,9 +24,24 @@ def problem_fields(resp) -> set[str]:
     ({"prompt": "x" * 501}, "prompt"),  # over the 500-character limit for music
     ({"model": "voice", "prompt": "y" * 5001}, "prompt"),
     ({"duration": 0}, "duration"),
-    ({"duration": 31}, "duration"),
+    ({"duration": 121}, "duration"),  # music goes to 120 s (in windows)
+    ({"model": "audio", "duration": 31}, "duration"),
     ({"duration": 0.5}, "duration"),
     ({"model": "magnet", "duration": 12}, "duration"),
+    ({"model": "magnet", "duration": 5}, "duration"),  # MAGNeT makes its checkpoint's fixed length only
+    ({"top_k": 300}, "top_k"),  # above the tiny codebook (256)
+    ({"top_k": 2.5}, "top_k"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"top_k": 50, "top_p": 0.9}, "top_p"),  # contradictory: top_p > 0 overrides top_k
+    ({"temperature": -1}, "temperature"),
+    ({"temperature": 6}, "temperature"),
+    ({"cfg_coef": 25}, "cfg_coef"),
+    ({"decoding_steps": [10, 10, 10, 10]}, "decoding_steps"),  # MAGNeT only
+    ({"model": "magnet", "duration": 10, "decoding_steps": [10, 10]}, "decoding_steps"),  # one per codebook
+    ({"model": "magnet", "duration": 10, "decoding_steps": [0, 10, 10, 10]}, "decoding_steps"),
+    ({"model": "magnet", "duration": 10, "temperature": 0}, "temperature"),
+    ({"model": "magnet", "duration": 10, "cfg_coef": 0.5}, "cfg_coef"),
+    ({"model": "voice", "prompt": "hello there", "top_k": 10}, "top_k"),
     ({"duration": "long"}, "duration"),
     ({"priority": 10}, "priority"),
     ({"priority": -1}, "priority"),
@@ -58,7 +73,7 @@ def test_body_that_is_not_an_object(client):
 def test_nothing_was_queued_by_bad_requests(client, redis_client):
     before = len(client.get("/v1/jobs", params={"limit": 100}).json()["items"])
     queued_before = sum(redis_client.llen(k) for k in redis_client.scan_iter("music*"))
-    for bad in ({"priority": 11}, {"duration": 99}, {"prompt": ""}):
+    for bad in ({"priority": 11}, {"duration": 199}, {"prompt": ""}, {"top_p": 2}, {"cfg_coef": 99}):
         assert client.post("/v1/generations", json={**GOOD, **bad}).status_code == 422
     assert len(client.get("/v1/jobs", params={"limit": 100}).json()["items"]) == before
     assert sum(redis_client.llen(k) for k in redis_client.scan_iter("music*")) == queued_before
@@ -86,7 +101,13 @@ def test_health_models_and_docs(client):
     assert models["catalog"] == "tiny"
     by_id = {m["id"]: m for m in models["models"]}
     assert set(by_id) == {"music", "audio", "magnet", "voice"}
-    assert by_id["audio"]["sample_rate"] == 16000 and by_id["music"]["max_duration"] == 30
+    assert by_id["audio"]["sample_rate"] == 16000 and by_id["music"]["max_duration"] == 120
+    assert by_id["audio"]["max_duration"] == 30 and by_id["magnet"]["durations"] == [10]
+    assert all("checkpoint" not in m and m["hub_id"] is None for m in by_id.values())  # no server paths
+    assert by_id["music"]["controls"]["top_k"] == {"type": "int", "default": 250, "minimum": 0, "maximum": 256,
+                                                   "description": by_id["music"]["controls"]["top_k"]["description"]}
+    assert by_id["magnet"]["controls"]["decoding_steps"]["default"] == [20, 10, 10, 10]
+    assert by_id["magnet"]["controls"]["temperature"]["default"] == 3.0 and by_id["voice"]["controls"] == {}
     assert all(m["state"] in ("available", "loaded") for m in by_id.values())
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()

@@ -19,7 +19,7 @@ from shared.settings import Settings
 from worker.engines import load_engine
 from worker.engines.base import GenerationRequest, ModelUnavailable
 from worker.engines.tiny import FAMILIES, ensure_tiny_checkpoints
-from worker.model_cache import ModelCache
+from worker.memory import MemoryManager
 
 AUDIOCRAFT_MODELS = ("music", "audio", "magnet")
 
@@ -29,12 +29,22 @@ def tiny_settings(tmp_path_factory) -> Settings:
     return Settings(catalog="tiny", models_dir=tmp_path_factory.mktemp("models"))
 
 
+class Engines:
+    """Every tiny engine, each loaded once for the session through the memory manager and the real loader."""
+
+    def __init__(self, manager: MemoryManager):
+        self.manager = manager
+
+    def get(self, model_id: str):
+        with self.manager.lease(model_id) as lease:
+            return lease.engine
+
+
 @pytest.fixture(scope="session")
-def models(tiny_settings) -> ModelCache:
-    """Every tiny engine, each loaded once for the whole session through the real loader."""
-    cache = ModelCache(get_catalog(tiny_settings), tiny_settings, "cpu", capacity=4)
-    yield cache
-    cache.clear()
+def models(tiny_settings) -> Engines:
+    manager = MemoryManager(get_catalog(tiny_settings), tiny_settings, "cpu", warmer=None)
+    yield Engines(manager)
+    manager.close()
 
 
 def expected_length(duration: float, sample_rate: int) -> int:
@@ -371,3 +381,55 @@ def test_piper_voices_dir(tmp_path):
     engine = load_engine(get_catalog(settings)["voice"], settings, "cpu")
     [clip] = engine.generate([GenerationRequest("Good morning.", 0.0, seed=0, voice="my-voice")])
     assert clip.sample_rate == 22050 and clip.samples.shape[1] > 0.3 * 22050
+
+
+# --- long audio in windows, sampling controls ----------------------------------------------------
+
+def test_music_beyond_its_window_generates_every_window_with_progress(models, monkeypatch):
+    engine = models.get("music")
+    assert engine.model.max_duration == 10 and engine.extend_stride == 5  # the tiny catalog's short window
+    calls: list[int] = []
+    original = engine.model.lm.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["max_gen_len"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model.lm, "generate", counting)
+    seen: list[float] = []
+    [clip] = engine.generate([GenerationRequest("long drone", 22.0, seed=6)], seen.append)
+    plan = engine.window_plan(engine.model.duration)
+    assert clip.samples.shape == (1, 22 * 32000)
+    assert len(calls) == plan.windows == 4  # 10 s, then three 5 s strides
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    # progress moves within every window: some report lands in each quarter of the job
+    assert all(any(q / 4 < p < (q + 1) / 4 for p in seen) for q in range(4))
+
+
+def test_controls_change_the_sampling_and_seed_reproduces(models):
+    engine = models.get("music")
+
+    def run(**controls) -> np.ndarray:
+        return engine.generate([GenerationRequest("bells", 1.0, seed=21, controls=controls)])[0].samples
+
+    base = run(top_k=20, temperature=0.7)
+    np.testing.assert_array_equal(base, run(top_k=20, temperature=0.7))
+    assert not np.array_equal(base, run(top_k=200, temperature=1.3))
+    assert engine.model.generation_params["top_k"] == 200 and engine.model.generation_params["temp"] == 1.3
+    run()
+    assert engine.model.generation_params["top_k"] == 250  # no controls: audiocraft's defaults again
+
+
+def test_magnet_takes_its_controls(models):
+    engine = models.get("magnet")
+    [clip] = engine.generate([GenerationRequest("x", 10.0, seed=1, controls={"decoding_steps": [3, 2, 2, 2],
+                                                                           "cfg_coef": 4.0, "top_p": 0.5})])
+    params = engine.model.generation_params
+    assert params["decoding_steps"] == [3, 2, 2, 2] and params["max_cfg_coef"] == 4.0 and params["top_p"] == 0.5
+    assert np.isfinite(clip.samples).all()
+
+
+def test_clips_of_a_batch_must_share_controls(models):
+    with pytest.raises(ValueError, match="share their sampling controls"):
+        models.get("audio").generate([GenerationRequest("a", 1.0, seed=0, controls={"top_k": 5}),
+                                      GenerationRequest("b", 1.0, seed=0)])

@@ -7,8 +7,8 @@ Engines take batches so the worker can later group compatible waiting jobs into 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class GenerationRequest:
     duration: float  # seconds; ignored by speech engines
     seed: int
     voice: str | None = None
+    # Sampling controls by name (shared/domain/sampling.py), already checked; missing ones take
+    # the model's defaults. The clips of one batch must share them.
+    controls: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
 
 
 @dataclass

@@ -8,6 +8,8 @@ base class before loading).
 
 from __future__ import annotations
 
+from typing import Any
+
 from audiocraft.models import MAGNeT
 
 from worker.engines.audiocraft_engine import AudiocraftEngine
@@ -23,7 +25,10 @@ class MagnetEngine(AudiocraftEngine):
     def segment_duration(self) -> float:
         return float(self.model.lm.cfg.dataset.segment_duration)
 
-    def set_duration(self, seconds: float) -> None:
+    def configure(self, seconds: float, controls: dict[str, Any]) -> None:
         if seconds > self.segment_duration:
-            raise ValueError(f"MAGNeT {self.spec.checkpoint} makes at most {self.segment_duration:g} s, "
+            raise ValueError(f"MAGNeT {self.spec.hub_id or 'model'} makes at most {self.segment_duration:g} s, "
                              f"got {seconds:g} s")
+        names = {"top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "cfg_coef": "max_cfg_coef",
+                 "decoding_steps": "decoding_steps"}
+        self.model.set_generation_params(**{names[k]: v for k, v in controls.items() if k in names})
