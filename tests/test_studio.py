@@ -30,7 +30,8 @@ def _options(profile: Path, downloads: Path, width: int = 1280, height: int = 10
                  f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         opts.add_argument(flag)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
+                                           "download.prompt_for_download": False,
+                                           "profile.default_content_setting_values.automatic_downloads": 1})
     return opts
 
 
@@ -51,6 +52,7 @@ def browser_factory(tmp_path):
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER),
                                   options=_options(tmp_path / f"profile-{n}", downloads, width, height))
         driver.set_script_timeout(60)
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         driver.downloads = downloads
         started.append(driver)
         return driver
@@ -205,13 +207,13 @@ def test_generate_shows_progress_then_plays_the_result(browser, api_url, api_key
     Select(browser.find_element(By.ID, "model")).select_by_value("music")
     duration = browser.find_element(By.ID, "duration")
     duration.clear()
-    duration.send_keys("8")
+    duration.send_keys("4")
     browser.find_element(By.ID, "seed").send_keys("7")
     browser.find_element(By.ID, "gen-submit").click()
     wait(browser, lambda d: d.find_element(By.ID, "job-id").text, what="the job to be queued")
     job_id = browser.find_element(By.ID, "job-id").text
     seen, statuses = [], set()
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
     while time.monotonic() < deadline:
         value = float(browser.find_element(By.ID, "job-progress").get_attribute("value") or 0)
         statuses.add(browser.find_element(By.ID, "job-status").text)
@@ -259,7 +261,7 @@ def test_generate_shows_progress_then_plays_the_result(browser, api_url, api_key
     def downloaded():
         names = [p.name for p in browser.downloads.iterdir() if not p.name.endswith(".crdownload")]
         return sorted(Path(n).suffix[1:] for n in names) == sorted(FORMATS)
-    wait(browser, lambda d: downloaded(), what="five downloads")
+    wait(browser, lambda d: downloaded(), what=f"five downloads in {browser.downloads}")
     wav = next(browser.downloads.glob("*.wav")).read_bytes()
     assert wav[:4] == b"RIFF" and next(browser.downloads.glob("*.mp3")).stat().st_size > 1000
     browser.execute_script("window.scrollTo(0, 0)")

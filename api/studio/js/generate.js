@@ -22,7 +22,7 @@ async function loadModels() {
     const { models } = await api("/v1/models");
     for (const opt of $("model").options) {
       const m = models.find((x) => x.id === opt.value);
-      if (m) opt.textContent = `${m.id} — ${m.kind}, ${m.min_duration}–${m.max_duration} s${m.state === "missing" ? " (missing)" : ""}`;
+      if (m) opt.textContent = `${m.id} (${m.kind}, ≤ ${m.max_duration} s)${m.state === "missing" ? " missing" : ""}`;
     }
   } catch { /* the key may be missing yet: labels stay plain */ }
   try { // does this server give prompt guidance (and the "auto" model)?
@@ -113,7 +113,7 @@ async function follow(job) {
   $("job-id").textContent = job.id;
   $("job-log").replaceChildren();
   $("gen-cancel").hidden = false;
-  show(job, "job.queued");
+  show(job, null);
   queuePosition(job);
   try {
     for await (const ev of events(`/v1/jobs/${job.id}/events`, { signal: abort.signal })) {
@@ -130,7 +130,7 @@ async function follow(job) {
   if (current?.id === job.id && !abort.signal.aborted) { // the stream ended: the job row is the truth
     try {
       const last = await api(`/v1/jobs/${job.id}`);
-      show(last, `job.${last.status}`);
+      show(last, null);
       if (last.status === "succeeded" && $("result").hidden) await showResult(last);
     } catch { /* keep what we showed */ }
   }
@@ -159,7 +159,7 @@ function show(job, type, attempt) {
   let note = `${type}: ${job.status} ${Math.round(progress * 100)} %`;
   if (attempt) note = `attempt ${attempt.attempt}: score ${Number(attempt.score).toFixed(0)}${attempt.is_good ? "" : " (retrying)"}`;
   if (job.error) note += ` — ${job.error}`;
-  $("job-log").append(el("li", {}, note));
+  if (type) $("job-log").append(el("li", {}, note));
   if (job.status === "failed" || job.status === "canceled") {
     $("gen-error").textContent = job.error ? `Job ${job.status}: ${job.error}` : `Job ${job.status}.`;
   }
