@@ -360,7 +360,9 @@ def _copy(resp: httpx.Response, out: BinaryIO) -> int:
 
 def parse_sse(lines: Iterator[str]) -> Iterator[Event]:
     """Server-Sent Events from a stream's lines (comments and pings skipped)."""
-    kind, ident, data = "message", None, []
+    kind: str = "message"
+    ident: str | None = None
+    data: list[str] = []
     for raw in lines:
         line = raw.rstrip("\r\n")
         if not line:

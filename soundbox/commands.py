@@ -43,7 +43,7 @@ class Progress:
         job = event.job
         status = job.get("status", "?")
         fraction = float(job.get("progress") or 0.0)
-        filled = int(round(fraction * self.width))
+        filled = round(fraction * self.width)
         note = f"attempt {job.get('attempts')}" if status == "running" and job.get("attempts") else ""
         if event.type == "job.attempt":
             attempt = event.envelope.get("attempt") or {}
@@ -82,9 +82,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def _finish(sb: Client, job: Job, output: str | None, fmt: str, as_json: bool) -> None:
     if job.get("status") != "succeeded":
         raise SoundboxError(f"job {job.get('id')} {job.get('status')}: {job.get('error') or 'no result'}")
-    result = job.get("result") or {}
+    result: dict[str, Any] = dict(job.get("result") or {})
     sound_id = str(result.get("sound_id"))
-    quality = result.get("quality") or {}
+    quality: dict[str, Any] = result.get("quality") or {}
     if output:
         size = sb.download(sound_id, output, fmt)  # type: ignore[arg-type]
         print(f"wrote {output} ({size} bytes, {fmt})", file=sys.stderr)
