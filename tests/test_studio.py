@@ -139,6 +139,22 @@ def test_without_a_key_a_protected_server_says_so(browser, api_url, tmp_path):
     shot(browser, tmp_path, "no-key")
 
 
+def test_the_studio_works_with_anonymous_access(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import start_api
+
+    url, proc = start_api({"SOUNDBOX_ALLOW_ANONYMOUS": "true"})
+    try:
+        open_studio(browser, url, None, "speech")
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#voice option"), what="the voices, anonymously")
+        assert "anonymous" in browser.find_element(By.ID, "key-state").text
+        assert browser.find_element(By.ID, "speech-error").text == ""
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_every_control_has_a_label_and_a_phone_sized_window_fits(browser_factory, api_url, api_key, tmp_path):
     driver = browser_factory(390, 844)
     for page in ("generate", "speech", "library"):
@@ -373,8 +389,16 @@ def test_library_page_degrades_without_library_routes(browser, api_url, api_key,
 
     if _library_routes(api_url, api_key):
         pytest.skip("this build has the library routes; the full library test covers the page")
+    auth = {"Authorization": f"Bearer {api_key}"}
+    done = httpx.get(f"{api_url}/v1/jobs?status=succeeded&limit=20", headers=auth).json()["items"]
     open_studio(browser, api_url, api_key, "library")
     wait(browser, lambda d: "no library search" in d.find_element(By.ID, "lib-error").text, what="the notice")
+    wait(browser, lambda d: "recent sound" in d.find_element(By.ID, "lib-status").text, what="recent results")
+    listed = [e.get_attribute("data-sound-id") for e in browser.find_elements(By.CSS_SELECTOR, "#lib-results li")]
+    assert listed == [j["result"]["sound_id"] for j in done if j["result"]]
+    if listed:  # the generate test ran before: its sound plays from here
+        browser.find_element(By.CSS_SELECTOR, "#lib-results li button.play").click()
+        assert audio_can_play(browser, "lib-audio")["readyState"] >= 3
     open_studio(browser, api_url, api_key, "generate")  # no "auto" without prompt guidance
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, '#model option[value="auto"]'), what="auto dropped")
     shot(browser, tmp_path, "library-missing")

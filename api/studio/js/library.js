@@ -68,9 +68,28 @@ async function search(more) {
     $("lib-more").hidden = !nextCursor;
   } catch (err) {
     $("lib-status").textContent = "";
-    $("lib-error").textContent = err instanceof ApiError && err.missing
-      ? "This server has no library search yet; generated sounds are still shown on the Generate page."
-      : err.message;
+    if (err instanceof ApiError && err.missing) {
+      $("lib-error").textContent = "This server has no library search yet: here are the results of your recent jobs "
+        + "(no search, filters or editing).";
+      recentResults();
+    } else {
+      $("lib-error").textContent = err.message;
+    }
+  }
+}
+
+// Without the library routes: the sounds of the caller's recent succeeded jobs, to play.
+async function recentResults() {
+  try {
+    const page = await api("/v1/jobs?status=succeeded&limit=20");
+    const sounds = page.items.filter((j) => j.result).map((j) => ({
+      id: j.result.sound_id, prompt: j.params?.prompt || "", model: j.model, duration: j.result.duration,
+      loopable: !!j.params?.loopable, quality: j.result.quality, created_at: j.finished_at || j.created_at }));
+    $("lib-results").replaceChildren(...sounds.map((s) => card(s, false)));
+    $("lib-more").hidden = true;
+    $("lib-status").textContent = `${sounds.length} recent sound${sounds.length === 1 ? "" : "s"}`;
+  } catch (err) {
+    $("lib-status").textContent = err.message;
   }
 }
 
