@@ -59,6 +59,27 @@ def current_principal(request: Request, session: SessionDep, settings: SettingsD
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def optional_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal | None:
+    """The caller when it sends a key (a bad key is still 401) or anonymous access is on; None otherwise.
+    For routes that answer without a key (public and unlisted sounds, the public library)."""
+    if request.headers.get("authorization") or settings.allow_anonymous:
+        return current_principal(request, session, settings)
+    return None
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def signed_in(principal: OptionalPrincipal) -> Principal:
+    """``current_principal`` for routers included with ``optional_principal``: one key lookup per request."""
+    if principal is None:
+        raise _unauthorized("an API key is required: send 'Authorization: Bearer <api key>'")
+    return principal
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
 def require_admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
         raise ProblemException(403, "this route is for admin keys")
@@ -74,20 +95,30 @@ def _bucket(redis) -> TokenBucket:
     return TokenBucket(redis)  # one registered script per Redis client, not one per request
 
 
-def rate_limit(route_class: str):
-    """A dependency charging one request to the caller's bucket for ``route_class``."""
+def rate_limit(route_class: str, optional: bool = False):
+    """A dependency charging one request to the caller's bucket for ``route_class`` (``optional``:
+    for routers that answer without a key; keyless callers count by client address)."""
 
     def charge(request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
-        limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
-        try:
-            result = _bucket(redis).take(f"soundbox:ratelimit:{route_class}:{principal.key}", limit, per)
-        except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
-            log.warning("rate limiter unavailable", error=str(exc))
-            return
-        request.state.rate_limit_headers = result.headers()
-        if not result.allowed:
-            raise ProblemException(
-                429, f"rate limit exceeded for {route_class} requests: {limit} per {per} s per key",
-                title="Too Many Requests", headers={**result.headers(), "Retry-After": str(result.retry_after)})
+        _charge(request, principal.key, route_class, settings, redis)
 
-    return Depends(charge)
+    def charge_optional(request: Request, principal: OptionalPrincipal, settings: SettingsDep,
+                        redis: RedisDep) -> None:
+        host = request.client.host if request.client else "unknown"
+        _charge(request, principal.key if principal else f"anon:{host}", route_class, settings, redis)
+
+    return Depends(charge_optional if optional else charge)
+
+
+def _charge(request: Request, key: str, route_class: str, settings, redis) -> None:
+    limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
+    try:
+        result = _bucket(redis).take(f"soundbox:ratelimit:{route_class}:{key}", limit, per)
+    except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
+        log.warning("rate limiter unavailable", error=str(exc))
+        return
+    request.state.rate_limit_headers = result.headers()
+    if not result.allowed:
+        raise ProblemException(
+            429, f"rate limit exceeded for {route_class} requests: {limit} per {per} s per key",
+            title="Too Many Requests", headers={**result.headers(), "Retry-After": str(result.retry_after)})

@@ -17,7 +17,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
-from api.routes import admin, events, generations, health, jobs, models, sounds, speech, voices, webhooks
+from api.routes import (
+    admin,
+    events,
+    generations,
+    health,
+    jobs,
+    library,
+    models,
+    prompts,
+    sounds,
+    speech,
+    voices,
+    webhooks,
+)
 from shared.infra.logging import configure_logging
 from shared.settings import get_settings
 
@@ -37,11 +50,17 @@ ROUTES = [
     (jobs.router, "read", False),
     (events.router, "read", False),
     (webhooks.router, "read", False),
-    (sounds.router, "read", False),
+    (prompts.router, "read", False),
     (models.router, "read", False),
     (speech.router, "speech", False),
     (voices.router, "read", False),
     (admin.router, "admin", True),
+]
+# Routers that may answer without a key (public and unlisted sounds, the public library): each route
+# checks the caller itself (api/auth.py: OptionalPrincipal, SignedIn).
+OPEN_ROUTES = [
+    (sounds.router, "read"),
+    (library.router, "read"),
 ]
 
 
@@ -85,6 +104,8 @@ def create_app() -> FastAPI:
         if admin_only:
             deps.append(Depends(require_admin))
         app.include_router(router, dependencies=deps)
+    for router, route_class in OPEN_ROUTES:
+        app.include_router(router, dependencies=[rate_limit(route_class, optional=True)])
     app.include_router(health.router)
     _metrics_route(app)
     app.mount("/", StaticFiles(directory=STUDIO_DIR, html=True), name="studio")  # the web studio, last

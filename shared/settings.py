@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     affinity_max_run: int = Field(50, ge=0, description="Jobs in a row a worker may take for its loaded model.")
     worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's /metrics (0: off).")
     metrics_token: str | None = Field(None, description="Bearer token for /metrics (admin keys work too).")
+    library_requires_key: bool = Field(False, description="Whether reading public and unlisted sounds (and "
+                                                          "GET /v1/library) needs an API key; off: anyone may listen.")
 
     # Telling clients: webhooks, live events, idempotent submits
     public_url: str = Field("", description="Base URL clients reach the API at (https://sounds.example.com); "

@@ -156,6 +156,19 @@ def _wait_worker(redis_url: str, procs: list[subprocess.Popen], timeout: float) 
         time.sleep(0.5)
 
 
+def cmd_library(args: argparse.Namespace) -> None:
+    """`soundbox library backfill`: categories for sounds made before they existed."""
+    from shared.domain.library import backfill_categories
+    from shared.infra.db import session_scope
+    from shared.infra.storage import get_store
+    from shared.settings import get_settings
+
+    with session_scope() as session:
+        count = backfill_categories(session, None if args.prompt_only else get_store(get_settings()),
+                                    everything=args.all)
+    print(f"categorized {count} sound{'s' if count != 1 else ''}")
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     from shared.domain.catalog import checkpoint_present, get_catalog
     from shared.settings import get_settings
@@ -264,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys.add_parser("revoke", help="revoke a key by id or prefix")
     k.add_argument("key")
     p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("library", help="the sound library: backfill categories")
+    lib = p.add_subparsers(dest="library_command", required=True)
+    k = lib.add_parser("backfill", help="categorize sounds that have no categories (from prompt and audio)")
+    k.add_argument("--all", action="store_true", help="recompute every sound's categories")
+    k.add_argument("--prompt-only", action="store_true", help="skip the audio (faster; no object store reads)")
+    p.set_defaults(func=cmd_library)
 
     p = sub.add_parser("analyze", help="run the quality analyzer on audio files")
     p.add_argument("files", nargs="+")

@@ -19,6 +19,7 @@ from shared.audio.loudness import normalize_loudness
 from shared.audio.quality import QualityReport, analyze, thresholds_for
 from shared.audio.spectrogram import render_spectrogram_png
 from shared.domain.catalog import ModelSpec
+from shared.domain.categories import categorize
 from shared.domain.models import Job, JobStatus, Sound
 from shared.settings import Settings
 from shared.infra.storage import ObjectStore, sound_keys
@@ -215,6 +216,7 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
             rendered = postprocess(best.audio, job.params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
+            sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # the library's
             monitor.check()
         if not jobstore.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)

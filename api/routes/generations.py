@@ -20,7 +20,7 @@ from api.auth import CurrentPrincipal, Principal, tier_of
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
 from api.problems import ProblemException, field_error
-from shared.domain import events
+from shared.domain import events, prompts
 from shared.domain.catalog import ModelSpec
 from shared.infra.celery_app import enqueue_job
 from shared.domain.models import TERMINAL_STATUSES, Account, Job, JobStatus, utcnow
@@ -119,6 +119,7 @@ def _submit(body: GenerationCreate, session: Session, catalog: dict[str, ModelSp
             settings: Settings, key: str | None) -> tuple[Job, bool]:
     """Validate, record and enqueue the job; or find the job an earlier request with this
     Idempotency-Key made. Returns (job, replayed). Invalid requests leave no trace of their key."""
+    body, guidance = prompts.guide_submission(body)  # resolves "auto"; the prompt's warnings go on the job
     spec = catalog[body.model]
     tier = tier_of(principal, settings)
     params = _job_params(body, spec, principal.account.tier, tier)
@@ -130,7 +131,8 @@ def _submit(body: GenerationCreate, session: Session, catalog: dict[str, ModelSp
     _check_limits(session, principal, tier, settings)
     priority = tier.clamp_priority(body.priority)
     job = Job(account_id=account_id, model=spec.id, params=params, priority=priority, queue_priority=priority,
-              webhook_url=webhook_url, webhook_events=webhook_events)
+              webhook_url=webhook_url, webhook_events=webhook_events, warnings=guidance.warnings,
+              model_choice=guidance.model_choice)
     session.add(job)
     session.flush()
     if key and not idempotency.remember(session, account_id, key, digest, job.id, settings.idempotency_ttl_seconds):

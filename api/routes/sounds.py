@@ -4,41 +4,56 @@ converted once and cached; Range requests on all), waveform peaks and the spectr
 from __future__ import annotations
 
 import uuid
-
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from api.auth import CurrentPrincipal
-from api.deps import SessionDep, StoreDep
+from api.auth import OptionalPrincipal, SignedIn, signed_in
+from api.deps import SessionDep, SettingsDep, StoreDep
 from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
+from api.routes.library import SoundQueryDep, list_page
 from shared.audio import formats, peaks
-from shared.domain.models import Sound
-from shared.domain.schemas import SoundOut
+from shared.domain import library
+from shared.domain.models import Sound, utcnow
+from shared.domain.schemas import SoundList, SoundOut, SoundPatch
 from shared.infra.storage import ObjectNotFound
 
 router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Sound:
-    """The sound, when the caller may see it; another account's sound is as good as absent (404)."""
+def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal,
+                settings: SettingsDep) -> Sound:
+    """The sound, when the caller may read it: the owner and admins always; anyone with the id when it
+    is unlisted or public (without a key unless SOUNDBOX_LIBRARY_REQUIRES_KEY). Another account's
+    private sound is as good as absent (404); a deleted sound answers 410 Gone to its owner."""
     sound = session.get(Sound, sound_id)
-    if sound is None or not principal.owns(sound.account_id):
-        raise ProblemException(404, f"no sound {sound_id}")
-    return sound
+    owner = sound is not None and principal is not None and principal.owns(sound.account_id)
+    if sound is not None and (owner or library.visible(sound, None, False)):
+        if principal is None and settings.library_requires_key:
+            signed_in(principal)  # 401
+        if sound.deleted_at is not None:
+            if owner:
+                raise ProblemException(410, f"sound {sound_id} was deleted at {sound.deleted_at.isoformat()}",
+                                       deleted_at=sound.deleted_at.isoformat())
+        else:
+            return sound
+    signed_in(principal)  # without a key: 401, whether or not the sound exists
+    raise ProblemException(404, f"no sound {sound_id}")
 
 
 OwnedSound = Annotated[Sound, Depends(owned_sound)]
 
 
-@router.get("/v1/sounds/{sound_id}", response_model=SoundOut)
-def get_sound(sound: OwnedSound, request: Request) -> SoundOut:
-    return sound_out(request, sound)
+@router.get("/v1/sounds/{sound_id}", response_model=SoundOut,
+            responses={410: {"description": "the sound was deleted (its owner asks)"}})
+def get_sound(sound: OwnedSound, request: Request, principal: OptionalPrincipal) -> SoundOut:
+    """The sound's metadata: prompt, title, tags, visibility, categories, quality report, URLs."""
+    return sound_out(request, sound, principal.account.id if principal else None)
 
 
 def not_modified(request: Request, etag: str) -> bool:
@@ -135,3 +150,62 @@ def get_sound_spectrogram(sound: OwnedSound, request: Request, store: StoreDep) 
         return serve_object(request, store, sound.spectrogram_key, "image/png", {**IMMUTABLE, "ETag": etag})
     except ObjectNotFound:
         raise ProblemException(404, f"the spectrogram of sound {sound.id} is missing from the store") from None
+
+
+# --- the caller's library: list, edit, delete (shared/domain/library.py) --------------------------
+
+def _writable(sound_id: uuid.UUID, session, principal) -> Sound:
+    """The sound, when the caller may change it (owner or admin): 404 when they cannot see it,
+    403 when they can see it (unlisted or public) but it is not theirs."""
+    sound = session.get(Sound, sound_id)
+    if sound is None or not (principal.owns(sound.account_id) or library.visible(sound, None, False)):
+        raise ProblemException(404, f"no sound {sound_id}")
+    if not principal.owns(sound.account_id):
+        if sound.deleted_at is not None:
+            raise ProblemException(404, f"no sound {sound_id}")
+        raise ProblemException(403, f"sound {sound_id} belongs to another account; only its owner may change it")
+    return sound
+
+
+@router.get("/v1/sounds", response_model=SoundList)
+def list_sounds(request: Request, session: SessionDep, principal: SignedIn, query: SoundQueryDep) -> SoundList:
+    """The caller's sounds (every account's for admins), newest first. `q` searches title and prompt
+    (every word, each as a prefix); filters combine; follow `next_cursor` with the same parameters."""
+    return list_page(request, session, query, library.Scope.mine(principal.account.id, principal.is_admin),
+                     principal.account.id)
+
+
+@router.patch("/v1/sounds/{sound_id}", response_model=SoundOut,
+              responses={403: {"description": "another account's unlisted or public sound"},
+                         410: {"description": "the sound was deleted"}})
+def update_sound(sound_id: uuid.UUID, body: SoundPatch, request: Request, session: SessionDep,
+                 principal: SignedIn) -> SoundOut:
+    """Set the title, replace the tags, or change who may see the sound; fields left out stay."""
+    sound = _writable(sound_id, session, principal)
+    if sound.deleted_at is not None:
+        raise ProblemException(410, f"sound {sound_id} was deleted at {sound.deleted_at.isoformat()}")
+    changes = body.model_dump(exclude_unset=True)
+    if "title" in changes:
+        sound.title = changes["title"] or None
+    if "tags" in changes:
+        sound.tags = changes["tags"] or []
+    if changes.get("visibility") is not None:
+        sound.visibility = changes["visibility"]
+    session.add(sound)
+    session.commit()
+    session.refresh(sound)
+    return sound_out(request, sound, principal.account.id)
+
+
+@router.delete("/v1/sounds/{sound_id}", status_code=204, response_class=Response,
+               responses={204: {"description": "deleted (again: deleting a deleted sound is fine)"}})
+def delete_sound(sound_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: SignedIn) -> Response:
+    """Delete the sound: its audio, converted formats, peaks and spectrogram leave the store; the
+    row stays as a tombstone (the job's `result.deleted_at`; the sound's routes answer 410 Gone)."""
+    sound = _writable(sound_id, session, principal)
+    if sound.deleted_at is None:
+        sound.deleted_at = utcnow()
+        session.add(sound)
+        session.commit()
+    library.delete_objects(store, sound)
+    return Response(status_code=204)

@@ -38,9 +38,11 @@ def job_out(job: Job, sound: Sound | None, base_url: str = "") -> JobOut:
     if sound is not None:
         audio_url, spectrogram_url = (base_url.rstrip("/") + p for p in sound_paths(sound.id))
         result = ResultOut(sound_id=sound.id, audio_url=audio_url, spectrogram_url=spectrogram_url,
-                           duration=sound.duration, sample_rate=sound.sample_rate, quality=quality_of(sound))
+                           duration=sound.duration, sample_rate=sound.sample_rate, quality=quality_of(sound),
+                           deleted_at=sound.deleted_at)
     return JobOut(id=job.id, status=job.status, model=job.model, params=job.params, priority=job.priority,
                   progress=job.progress, attempts=job.attempts, error=job.error, created_at=job.created_at,
                   started_at=job.started_at, finished_at=job.finished_at, result=result,
                   webhook_url=job.webhook_url, webhook_events=list(job.webhook_events or []),
-                  attempt_history=attempt_history(job))
+                  attempt_history=attempt_history(job), warnings=list(job.warnings or []),
+                  model_choice=job.model_choice)

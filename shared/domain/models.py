@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, Computed, DateTime, Index, String, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 
@@ -96,10 +96,27 @@ class Job(SQLModel, table=True):
     webhook_url: str | None = Field(default=None, max_length=2048)
     webhook_events: list[str] = Field(default_factory=list, sa_column=Column(
         JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    # Prompt guidance (shared/domain/prompts.py): what the checks said at submit, and how "auto" chose.
+    warnings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    model_choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+
+
+class Visibility(str, Enum):  # noqa: UP042  (like the other enums here)
+    private = "private"  # the owner (and admins) only; everyone else gets 404
+    unlisted = "unlisted"  # anyone with the id
+    public = "public"  # anyone with the id, listed in GET /v1/library and searchable by every account
 
 
 class Sound(SQLModel, table=True):
     __tablename__ = "sounds"
+    __table_args__ = (
+        Index("ix_sounds_account_created", "account_id", "created_at", "id"),
+        Index("ix_sounds_public_created", "created_at", "id",
+              postgresql_where=text("visibility = 'public' AND deleted_at IS NULL")),
+        Index("ix_sounds_tags", "tags", postgresql_using="gin"),
+        Index("ix_sounds_categories", "categories", postgresql_using="gin", postgresql_ops={"categories": "jsonb_path_ops"}),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
@@ -116,6 +133,25 @@ class Sound(SQLModel, table=True):
     audio_key: str
     spectrogram_key: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
+    # The library (shared/domain/library.py): the owner's title and tags, who may see it, its categories.
+    title: str | None = Field(default=None, max_length=200)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(
+        ARRAY(String(64)), nullable=False, server_default=text("'{}'::varchar[]")))
+    visibility: str = Field(default=Visibility.private.value, max_length=16,
+                            sa_column_kwargs={"server_default": Visibility.private.value})
+    categories: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    deleted_at: datetime | None = Field(default=None, sa_column=_tz(),
+                                        description="Set when the owner deleted it: the objects are gone, the row "
+                                                    "stays as the job's tombstone.")
+
+
+# Full-text search over title (weight A) and prompt (weight B): a generated column PostgreSQL keeps
+# up to date, on the table only (the ORM never writes it), read by shared/domain/library.py.
+SEARCH_VECTOR_SQL = ("setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
+                     "setweight(to_tsvector('english'::regconfig, prompt), 'B')")
+Sound.__table__.append_column(Column("search_vector", TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True)))  # type: ignore[attr-defined]
+Index("ix_sounds_search", Sound.__table__.c.search_vector, postgresql_using="gin")  # type: ignore[attr-defined]
 
 
 class WebhookSecret(SQLModel, table=True):

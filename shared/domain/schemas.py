@@ -30,8 +30,9 @@ WebhookEventType = Literal["job.started", "job.progress", "job.succeeded", "job.
 class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["music", "audio", "magnet", "voice"] = Field(
-        description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS)")
+    model: Literal["music", "audio", "magnet", "voice", "auto"] = Field(
+        description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS), or auto "
+                    "(chosen from the prompt; the job's model_choice says which and why)")
     prompt: CleanText = Field(
         min_length=3, max_length=SPEECH_MAX,
         description=f"What to generate, 3-{PROMPT_MAX} characters; for voice the text to speak, up to {SPEECH_MAX}.")
@@ -96,6 +97,7 @@ class ResultOut(BaseModel):
     duration: float
     sample_rate: int
     quality: QualityOut
+    deleted_at: datetime | None = Field(None, description="Set when the sound was deleted: its URLs answer 410 Gone.")
 
 
 class JobOut(BaseModel):
@@ -115,6 +117,11 @@ class JobOut(BaseModel):
     webhook_events: list[str] = Field(default_factory=list)
     attempt_history: list[AttemptOut] = Field(
         default_factory=list, description="Every generation attempt, in order, with its quality report.")
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, description="Prompt warnings recorded at submit ({code, message, explanation, "
+                                          "example}, as POST /v1/prompts/check); they never block.")
+    model_choice: dict[str, Any] | None = Field(
+        None, description='How "model": "auto" was resolved: {chosen, reason, ...}; null when a model was named.')
 
 
 class JobList(BaseModel):
@@ -122,11 +129,24 @@ class JobList(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as ?cursor= to get the next page; null on the last page.")
 
 
+class CategoryOut(BaseModel):
+    name: str = Field(description="e.g. ambient, rain, footsteps, narration")
+    group: str = Field(description="what kind of category: genre, mood, instrument, tempo, weather, impacts, ...")
+    score: float = Field(description="0-1, how strongly the prompt (and the audio) point to it")
+    source: str | None = Field(None, description="prompt, audio, or prompt+audio: what it was found in")
+    value: float | None = Field(None, description="a measured or stated value, e.g. the tempo in BPM")
+
+
 class SoundOut(BaseModel):
     id: uuid.UUID
     job_id: uuid.UUID
     model: str
+    kind: Literal["music", "sfx", "speech"]
     prompt: str
+    title: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    visibility: Literal["private", "unlisted", "public"] = "private"
+    categories: list[CategoryOut] = Field(default_factory=list, description="Best first, a few at most.")
     duration: float
     sample_rate: int
     channels: int
@@ -134,7 +154,9 @@ class SoundOut(BaseModel):
     quality: QualityOut
     audio_url: str
     spectrogram_url: str
+    peaks_url: str | None = None
     created_at: datetime
+    owned: bool | None = Field(None, description="Whether the caller owns it (null without a key).")
 
 
 class ModelOut(BaseModel):
@@ -210,7 +232,7 @@ class SpeechCreate(BaseModel):
     @field_validator("speaker")
     @classmethod
     def _speaker(cls, v: int | str | None) -> int | str | None:
-        if isinstance(v, int) and v < 0 or isinstance(v, str) and not 1 <= len(v) <= 128:
+        if (isinstance(v, int) and v < 0) or (isinstance(v, str) and not 1 <= len(v) <= 128):
             raise ValueError("must be a speaker id (0 or more) or a name of 1-128 characters")
         return v
 
@@ -237,3 +259,89 @@ class VoiceList(BaseModel):
     default: str = Field(description="The voice used when none is named, and for OpenAI's voice names.")
     openai_aliases: list[str]
     voices: list[VoiceOut]
+
+
+# --- the library: listing, editing, categories, prompt guidance ----------------------------------------
+
+TAG_MAX = 64
+TAGS_MAX = 20
+TITLE_MAX = 200
+
+
+def _clean_tags(v: Any) -> Any:
+    """Tags are trimmed, lower-cased, inner white space collapsed, duplicates dropped (first kept)."""
+    if not isinstance(v, list):
+        return v
+    out: list[str] = []
+    for tag in v:
+        if not isinstance(tag, str):
+            raise ValueError("each tag must be a string")
+        tag = " ".join(_CONTROL.sub("", tag).split()).lower()
+        if not 1 <= len(tag) <= TAG_MAX:
+            raise ValueError(f"each tag must be 1-{TAG_MAX} characters")
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+class SoundPatch(BaseModel):
+    """Any of title, tags, visibility; fields left out stay as they are (title null clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: CleanText | None = Field(None, max_length=TITLE_MAX, description=f"Up to {TITLE_MAX} characters; "
+                                                                             "null or empty clears it.")
+    tags: Annotated[list[str], BeforeValidator(_clean_tags)] | None = Field(
+        None, max_length=TAGS_MAX, description=f"Replaces the tags: up to {TAGS_MAX}, each 1-{TAG_MAX} characters "
+                                               "(stored lower-case)")
+    visibility: Literal["private", "unlisted", "public"] | None = Field(
+        None, description="private: only you; unlisted: anyone with the id; public: also listed in GET /v1/library")
+
+
+class SoundList(BaseModel):
+    items: list[SoundOut]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= (with the same filters) for the next page; "
+                                                      "null on the last page.")
+
+
+class CategoryCount(BaseModel):
+    name: str
+    group: str
+    count: int
+
+
+class CategoryList(BaseModel):
+    categories: list[CategoryCount]
+
+
+class PromptCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: CleanText = Field(min_length=1, max_length=SPEECH_MAX)
+    model: Literal["music", "audio", "magnet", "voice", "auto"] = "auto"
+
+
+class PromptWarning(BaseModel):
+    code: str = Field(description="too_vague | too_complex | contradictory | non_audio | ambiguous_model | "
+                                  "model_mismatch | describes_speech")
+    message: str
+    explanation: str
+    example: str | None = None
+
+
+class PromptSuggestion(BaseModel):
+    missing: str = Field(description="music: genre, mood, instruments, tempo; sfx: sound type, material, "
+                                     "intensity, environment")
+    message: str
+    example: str
+
+
+class ModelChoice(BaseModel):
+    chosen: Literal["music", "audio", "voice"]
+    reason: str
+
+
+class PromptCheckOut(BaseModel):
+    warnings: list[PromptWarning]
+    suggestions: list[PromptSuggestion]
+    model: ModelChoice | None = Field(None, description='For "auto": the model a generation would use, and why.')

@@ -1,11 +1,12 @@
 """Object store: audio and images by key. The database holds keys, never paths.
 
-The interface is deliberately small (put, get, stream, size, exists, delete) so an
+The interface is deliberately small (put, get, stream, size, exists, delete, delete_prefix) so an
 S3-compatible backend can sit behind it when the service spans several machines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -43,6 +44,9 @@ class ObjectStore(Protocol):
     def size(self, key: str) -> int: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` + '/' (a folder); returns how many."""
+        ...
 
 
 class LocalObjectStore:
@@ -107,9 +111,30 @@ class LocalObjectStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self._path(prefix.rstrip("/"))
+        if folder == self.root or not folder.is_dir():
+            return 0
+        count = 0
+        for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir():
+                with contextlib.suppress(OSError):  # a file written meanwhile keeps its folder
+                    path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+                count += 1
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return count
+
 
 def get_store(settings: Settings) -> ObjectStore:
     return LocalObjectStore(settings.storage_dir)
+
+
+def sound_prefix(sound_id: str) -> str:
+    """The folder holding every object of a sound (audio, converted formats, peaks, spectrogram)."""
+    return f"sounds/{sound_id}"
 
 
 def sound_keys(sound_id: str) -> tuple[str, str]:

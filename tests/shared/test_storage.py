@@ -66,3 +66,15 @@ def test_sound_keys_are_valid_keys(store):
     store.put(audio, b"a")
     store.put(spectrogram, b"s")
     assert store.exists(audio) and store.exists(spectrogram)
+
+
+def test_delete_prefix_removes_a_folder_and_only_it(store):
+    for key in ("sounds/a/audio.wav", "sounds/a/audio.mp3", "sounds/a/peaks-50.json", "sounds/ab/audio.wav"):
+        store.put(key, b"x")
+    assert store.delete_prefix("sounds/a") == 3
+    assert not store.exists("sounds/a/audio.wav") and not (store.root / "sounds" / "a").exists()
+    assert store.exists("sounds/ab/audio.wav")  # a folder, not a string prefix
+    assert store.delete_prefix("sounds/a") == 0  # again: nothing to do
+    assert store.delete_prefix("sounds/missing/") == 0
+    with pytest.raises(InvalidKey):
+        store.delete_prefix("../outside")
