@@ -136,6 +136,8 @@ def error_from(resp: httpx.Response) -> SoundboxError:
         msg = f"forbidden: {detail}"
     elif status == 404:
         msg = f"not found: {detail}"
+    elif status == 410:
+        msg = f"gone: {detail}"
     elif status == 422:
         fields = [f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors") or []]
         msg = "invalid request: " + ("; ".join(fields) if fields else detail)

@@ -215,5 +215,6 @@ def test_sounds_search_and_update(api_url, module_worker, tmp_path):
     assert len(listed.stdout.splitlines()) == 2
     gone = soundbox("sounds", "delete", rain_id, *conn(api_url, key))
     assert gone.returncode == 0
-    assert soundbox("sounds", "get", rain_id, *conn(api_url, key)).returncode == 1
+    after = soundbox("sounds", "get", rain_id, *conn(api_url, key))
+    assert after.returncode == 1 and after.stderr.startswith("soundbox: gone:"), after.stderr
     sb.close()
