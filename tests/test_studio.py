@@ -182,6 +182,31 @@ def test_every_control_has_a_label_and_a_phone_sized_window_fits(browser_factory
     wait(driver, lambda d: d.execute_script("return !document.getElementById('speech').hidden"), what="keyboard nav")
 
 
+def test_prompt_guidance_shows_as_you_type(browser, api_url, api_key, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    auth = {"Authorization": f"Bearer {api_key}"}
+    if httpx.post(f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"},
+                  headers=auth).status_code != 200:
+        pytest.skip("this build has no prompt guidance (POST /v1/prompts/check, issue #14)")
+    open_studio(browser, api_url, api_key)
+    Select(browser.find_element(By.ID, "model")).select_by_value("music")
+    browser.find_element(By.ID, "prompt").send_keys("nice music")
+    expected = httpx.post(f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"},
+                          headers=auth).json()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#prompt-warnings li.warning"), what="a warning")
+    codes = [e.get_attribute("data-code") for e in browser.find_elements(By.CSS_SELECTOR, "#prompt-warnings li.warning")]
+    assert codes == [w["code"] for w in expected["warnings"]] and "too_vague" in codes
+    shot(browser, tmp_path, "prompt-warning")
+    prompt = browser.find_element(By.ID, "prompt")
+    prompt.clear()
+    Select(browser.find_element(By.ID, "model")).select_by_value("auto")
+    prompt.send_keys('say "Ready, player one"')
+    wait(browser, lambda d: d.find_elements(By.ID, "prompt-model"), what="the auto model choice")
+    assert browser.find_element(By.ID, "prompt-model").text.startswith("Model: voice")
+
+
 def test_cancel_from_the_studio(browser, api_url, api_key, tmp_path, idle_queues):
     """No worker runs: the job waits, shows the queue, and the Cancel button cancels it."""
     from selenium.webdriver.common.by import By
