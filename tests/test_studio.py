@@ -269,6 +269,9 @@ def test_generate_shows_progress_then_plays_the_result(browser, api_url, api_key
             break
         time.sleep(0.1)
     assert browser.find_element(By.ID, "job-status").text == "succeeded", browser.find_element(By.ID, "gen-error").text
+    final = float(browser.find_element(By.ID, "job-progress").get_attribute("value"))  # read after the status
+    if final != seen[-1]:
+        seen.append(final)
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert any(0 < v < 1 for v in seen), f"progress never moved between 0 and 1: {seen}"
     assert "running" in statuses

@@ -22,7 +22,7 @@ async function loadModels() {
     const { models } = await api("/v1/models");
     for (const opt of $("model").options) {
       const m = models.find((x) => x.id === opt.value);
-      if (m) opt.textContent = `${m.id} (${m.kind}, ≤ ${m.max_duration} s)${m.state === "missing" ? " missing" : ""}`;
+      if (m) opt.textContent = `${m.id} (≤ ${m.max_duration} s)${m.state === "missing" ? ", missing" : ""}`;
     }
   } catch { /* the key may be missing yet: labels stay plain */ }
   try { // does this server give prompt guidance (and the "auto" model)?
