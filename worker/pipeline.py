@@ -216,7 +216,7 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
             rendered = postprocess(best.audio, job.params, settings)
             monitor.set_progress(0.97)
             sound = store_sound(store, job, rendered, best.report)
-            sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # the library's
+            sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # library categories
             monitor.check()
         if not jobstore.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)

@@ -332,5 +332,12 @@ def guide(model: str, prompt: str) -> Guidance:
 def guide_submission(body: Any) -> tuple[Any, Guidance]:
     """``guide`` for a GenerationCreate body: the body with the model (and, for an auto pick of voice,
     the prompt) resolved, and what the job records."""
-    guidance = guide(body.model, body.prompt)
+    if body.model == "auto" and body.voice is not None:  # naming a voice is asking for speech
+        check = check_prompt(body.prompt, "voice")
+        spoken = spoken_text(body.prompt) or body.prompt
+        choice = {"chosen": "voice", "reason": f"voice: a voice was named ({body.voice})", "prompt": body.prompt,
+                  "text": spoken}
+        guidance = Guidance("voice", spoken, check.warnings, choice)
+    else:
+        guidance = guide(body.model, body.prompt)
     return body.model_copy(update={"model": guidance.model, "prompt": guidance.prompt}), guidance

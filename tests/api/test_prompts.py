@@ -110,7 +110,11 @@ def test_jobs_record_the_choice_and_the_warnings(client, idle_queues):
                                                      "duration": 1}).json()
     assert ambiguous["model"] in ("music", "audio") and ambiguous["model_choice"]["chosen"] == ambiguous["model"]
     assert "ambiguous_model" in {w["code"] for w in ambiguous["warnings"]}
-    for j in (job, vague, ambiguous):  # nothing is left waiting for a later test's worker
+    named_voice = client.post("/v1/generations", json={"model": "auto", "prompt": "Heavy rain is coming, take cover.",
+                                                       "voice": "en_US-joe-medium"}).json()
+    assert named_voice["model"] == "voice" and "voice was named" in named_voice["model_choice"]["reason"]
+    assert named_voice["params"]["prompt"] == "Heavy rain is coming, take cover."
+    for j in (job, vague, ambiguous, named_voice):  # nothing is left waiting for a later test's worker
         client.post(f"/v1/jobs/{j['id']}/cancel")
 
 

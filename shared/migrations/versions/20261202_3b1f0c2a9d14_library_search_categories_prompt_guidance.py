@@ -9,18 +9,17 @@ Revision ID: 3b1f0c2a9d14
 Revises: d7e054fc9935
 Create Date: 2026-12-02 01:10:00
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
-
 revision: str = '3b1f0c2a9d14'
-down_revision: Union[str, None] = 'd7e054fc9935'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | None = 'd7e054fc9935'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 SEARCH_VECTOR_SQL = ("setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
                      "setweight(to_tsvector('english'::regconfig, prompt), 'B')")
