@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import metrics, problems
@@ -40,6 +42,7 @@ streams speech at once, without the queue. Authenticate with `Authorization: Bea
 Errors are RFC 9457 problem+json."""
 
 log = structlog.get_logger()
+STUDIO_DIR = Path(__file__).parent / "studio"  # plain HTML, CSS and ES modules: no build step
 
 # (router, rate-limit class, admin only)
 ROUTES = [
@@ -105,6 +108,7 @@ def create_app() -> FastAPI:
         app.include_router(router, dependencies=[rate_limit(route_class, optional=True)])
     app.include_router(health.router)
     _metrics_route(app)
+    app.mount("/", StaticFiles(directory=STUDIO_DIR, html=True), name="studio")  # the web studio, last
     _request_context(app)
     origins = get_settings().cors_origins
     if origins:  # browser frontends on other origins

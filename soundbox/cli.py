@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="what was asked for: its words waive checks (beep, drone, rain, steam, room tone...)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, per line")
     p.set_defaults(func=cmd_analyze)
+
+    from soundbox.commands import add_commands  # client commands over HTTP: generate, speak, sounds, ...
+
+    add_commands(sub)
     return parser
 
 
