@@ -24,7 +24,7 @@ from fastapi import Depends
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.problems import ProblemException
+from api.problems import ProblemException, field_error
 from shared.domain.catalog import get_catalog
 from shared.domain.schemas import OPENAI_VOICES
 from shared.settings import Settings, get_settings
@@ -226,3 +226,13 @@ class SampleCache:
 
 
 SAMPLES = SampleCache()
+
+
+def check_job_voice(settings: Settings, voice: str | None) -> None:
+    """A voice job's explicit voice must be an installed voice id (checked at submit, not at run time)."""
+    if voice is None:
+        return
+    voices = discover_voices(settings)
+    if voice not in voices:
+        raise field_error("voice", f"unknown voice {voice!r}; GET /v1/voices lists the installed ones "
+                                   f"({', '.join(list(voices)[:5])}{', ...' if len(voices) > 5 else ''})", voice)

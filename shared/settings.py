@@ -98,6 +98,15 @@ class Settings(BaseSettings):
 
     # HTTP
     cors_origins: list[str] = []
+    # Load and faults (api/resilience.py, shared/infra/db.py)
+    max_body_bytes: int = Field(1_000_000, ge=0, description="Request bodies larger than this get 413 (0: no limit).")
+    api_max_in_flight: int = Field(24, ge=0, description="Requests one API process works on at once (0: no limit).")
+    api_max_queued: int = Field(64, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once.")
+    api_queue_wait: float = Field(1.0, ge=0, description="Seconds a request may wait for a slot before a 503.")
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections a process keeps open.")
+    db_max_overflow: int = Field(5, ge=0, description="Connections a process may open beyond db_pool_size.")
+    db_pool_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a pooled connection before a 503.")
+    db_connect_timeout: int = Field(3, ge=1, description="Seconds to wait for PostgreSQL to accept a connection.")
     numba_cache_dir: Path = Path("var/cache/numba")
 
     @field_validator("storage_dir", "models_dir", "numba_cache_dir")

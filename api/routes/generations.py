@@ -20,6 +20,8 @@ from api.auth import CurrentPrincipal, Principal, tier_of
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
 from api.problems import ProblemException, field_error
+from api.resilience import release_admission
+from api.speech import check_job_voice
 from shared.domain import events
 from shared.domain.catalog import ModelSpec
 from shared.infra.celery_app import enqueue_job
@@ -95,7 +97,7 @@ def prefer_wait(header: str | None) -> int | None:
         if name.strip().lower() != "wait":
             continue
         value = value.strip().strip('"')
-        if not value.isdigit() or int(value) > MAX_WAIT:
+        if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > MAX_WAIT:
             raise RequestValidationError([{"type": "value_error", "loc": ("header", "Prefer"), "input": header,
                                            "msg": f"wait must be whole seconds from 0 to {MAX_WAIT}"}])
         return int(value)
@@ -122,6 +124,7 @@ def _submit(body: GenerationCreate, session: Session, catalog: dict[str, ModelSp
     spec = catalog[body.model]
     tier = tier_of(principal, settings)
     params = _job_params(body, spec, principal.account.tier, tier)
+    check_job_voice(settings, body.voice if not spec.uses_duration else None)
     webhook_url, webhook_events = _webhook(body, settings)
     account_id = principal.account.id
     digest = idempotency.request_hash(body) if key else ""
@@ -184,6 +187,8 @@ async def create_generation(
     sound = None
     if wait is not None or replayed:
         if wait and job.status not in TERMINAL_STATUSES:
+            release_admission(request)  # waiting holds no database connection: free the slot
+
             async def finished() -> bool:
                 row = await run_in_threadpool(live.job_row, job.id)
                 return row is not None and row[0].status in TERMINAL_STATUSES

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+from shared.domain.text import check_identifier, clean_text
 
-
-def _clean_text(v: Any) -> Any:
-    """Strip control characters (newlines and tabs survive) and surrounding white space."""
-    return _CONTROL.sub("", v).strip() if isinstance(v, str) else v
-
-
-CleanText = Annotated[str, BeforeValidator(_clean_text)]
+CleanText = Annotated[str, BeforeValidator(clean_text)]  # rules in shared/domain/text.py
+Identifier = Annotated[str, BeforeValidator(check_identifier)]
 PROMPT_MAX = 500
 SPEECH_MAX = 5000
 DEFAULT_DURATION = 8.0
@@ -28,7 +22,7 @@ WebhookEventType = Literal["job.started", "job.progress", "job.succeeded", "job.
 
 
 class GenerationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "yes" is no boolean, "1" no number
 
     model: Literal["music", "audio", "magnet", "voice"] = Field(
         description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS)")
@@ -40,7 +34,8 @@ class GenerationCreate(BaseModel):
     loopable: bool = Field(False, description="Crossfade the end into the start so the clip loops seamlessly.")
     priority: int = Field(5, ge=0, le=9, description="0-9, higher runs first.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Random seed; random when omitted.")
-    voice: str | None = Field(None, min_length=1, max_length=128, description="Piper voice id (voice model only).")
+    voice: Identifier | None = Field(None, min_length=1, max_length=128,
+                                     description="Piper voice id from GET /v1/voices (voice model only).")
     webhook_url: str | None = Field(
         None, max_length=WEBHOOK_URL_MAX,
         description="http(s) URL told about this job (signed, Standard Webhooks); it must resolve to public "
@@ -177,19 +172,19 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 class VoiceRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Identifier = Field(min_length=1, max_length=128)
 
 
 class SpeechCreate(BaseModel):
     """OpenAI's `POST /v1/audio/speech` body, plus Piper's own options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: Literal["piper", "tts-1", "tts-1-hd"] = Field(
         description="piper; tts-1 and tts-1-hd are accepted as aliases (all speak with Piper).")
     input: CleanText = Field(min_length=1, max_length=SPEECH_MAX,
                              description=f"The text to speak, up to {SPEECH_MAX} characters.")
-    voice: str | VoiceRef | None = Field(
+    voice: Identifier | VoiceRef | None = Field(
         None, description="A Piper voice id from GET /v1/voices (or {\"id\": ...}); OpenAI's names "
                           "(alloy, echo, fable, onyx, nova, shimmer, ...) and omission mean the default voice.")
     response_format: Literal["wav", "mp3", "flac", "opus", "pcm"] = Field(
