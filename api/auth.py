@@ -15,7 +15,6 @@ from api.problems import ProblemException
 from shared.domain.accounts import account_for_key, anonymous_account
 from shared.domain.models import Account
 from shared.infra.ratelimit import TokenBucket
-from shared.domain.tiers import TierLimits
 
 log = structlog.get_logger()
 
@@ -63,10 +62,6 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
         raise ProblemException(403, "this route is for admin keys")
     return principal
-
-
-def tier_of(principal: Principal, settings) -> TierLimits:
-    return settings.tiers.get(principal.account.tier) or settings.tiers["free"]
 
 
 @lru_cache

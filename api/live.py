@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from sqlmodel import Session
 
@@ -48,7 +49,7 @@ class JobEvents:
     def __init__(self, redis_url: str, job_id) -> None:
         self.redis_url, self.job_id = redis_url, str(job_id)
         self._redis: aioredis.Redis | None = None
-        self._pubsub = None
+        self._pubsub: PubSub | None = None
 
     async def __aenter__(self) -> JobEvents:
         self._redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
@@ -70,7 +71,7 @@ class JobEvents:
     async def read(self, after: str) -> list[StoredEvent]:
         """Events after ``after`` (a stream id; "0" for all), oldest first."""
         assert self._redis is not None
-        found = await self._redis.xread({stream_key(self.job_id): after}, count=500)
+        found: Any = await self._redis.xread({stream_key(self.job_id): after}, count=500)  # [[key, entries]]
         events = []
         for _key, entries in found or []:
             for entry_id, fields in entries:
@@ -84,6 +85,7 @@ class JobEvents:
         events = await self.read(after)
         if events:
             return events
+        assert self._pubsub is not None
         await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
         return await self.read(after)
 

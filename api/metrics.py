@@ -32,9 +32,9 @@ class QueueCollector:
         jobs = GaugeMetricFamily("soundbox_jobs", "Jobs by model and status", labels=["model", "status"])
         now = utcnow()
         with Session(get_engine()) as s:
-            queued = col(Job.status) == JobStatus.queued.value
+            queued = col(Job.status) == JobStatus.queued
             for model, priority, n in s.exec(select(Job.model, Job.priority, func.count())
-                                             .where(queued).group_by(Job.model, Job.priority)):
+                                             .where(queued).group_by(col(Job.model), col(Job.priority))):
                 depth.add_metric([model, str(priority)], n)
             for model, first in s.exec(select(Job.model, func.min(Job.created_at)).where(queued).group_by(Job.model)):
                 oldest.add_metric([model], (now - first).total_seconds())

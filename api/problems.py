@@ -10,7 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.domain import idempotency
+from shared.domain.errors import IdempotencyConflict, InvalidField, JobFinished, LimitReached, QueueUnavailable
+
 MEDIA_TYPE = "application/problem+json"
+QUEUE_RETRY_AFTER = 5  # seconds, when the broker refused a job
 
 
 class ProblemException(Exception):
@@ -71,6 +75,28 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemException)
     async def _on_problem(request: Request, exc: ProblemException) -> JSONResponse:
         return problem(request, exc.status, exc.detail, exc.title, exc.headers, **exc.extra)
+
+    # The domain's refusals (shared/domain/errors.py), each as its HTTP answer.
+    @app.exception_handler(InvalidField)
+    async def _on_invalid_field(request: Request, exc: InvalidField) -> JSONResponse:
+        return _validation(request, field_error(exc.field, exc.message, exc.value))
+
+    @app.exception_handler(LimitReached)
+    async def _on_limit(request: Request, exc: LimitReached) -> JSONResponse:
+        return problem(request, 503 if exc.capacity else 429, exc.detail, headers={"Retry-After": str(exc.retry_after)},
+                       limit=exc.limit)
+
+    @app.exception_handler(QueueUnavailable)
+    async def _on_queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        return problem(request, 503, str(exc), headers={"Retry-After": str(QUEUE_RETRY_AFTER)})
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _on_key_conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return problem(request, 409, exc.detail, header=idempotency.NAME)
+
+    @app.exception_handler(JobFinished)
+    async def _on_finished(request: Request, exc: JobFinished) -> JSONResponse:
+        return problem(request, 409, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(request: Request, exc: HTTPException) -> Response:

@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import structlog
+from cachetools import LRUCache
 from fastapi import Depends
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -197,11 +197,11 @@ def sample_text(info: VoiceInfo) -> str:
 
 
 class SampleCache:
-    """Rendered sample WAVs by (voice, its files, text): bounded LRU, thread-safe."""
+    """Rendered sample WAVs and their ETags by (voice, its files, text): bounded LRU, thread-safe."""
 
     def __init__(self, capacity: int = 32):
         self.capacity = capacity
-        self._items: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._items: LRUCache[tuple, tuple[bytes, str]] = LRUCache(maxsize=capacity)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -210,18 +210,12 @@ class SampleCache:
 
     def get(self, key: tuple) -> tuple[bytes, str] | None:
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            return None
+            return self._items.get(key)
 
     def put(self, key: tuple, data: bytes) -> tuple[bytes, str]:
         entry = (data, f'"{hashlib.sha256(data).hexdigest()[:32]}"')
         with self._lock:
             self._items[key] = entry
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
         return entry
 
 

@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,7 +52,7 @@ def music_clip(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     return (out / np.abs(out).max() * 0.8).astype(np.float32)[np.newaxis, :]
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
+def timed(fn, repeat: int) -> tuple[float, Any]:
     """Median seconds over ``repeat`` runs, and the last result."""
     times, result = [], None
     for _ in range(repeat):

@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 from shared.domain.catalog import MODEL_IDS
+from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -76,8 +77,15 @@ def cmd_services(args: argparse.Namespace) -> None:
 
 def cmd_keys(args: argparse.Namespace) -> None:
     from shared.domain.accounts import create_account_with_key, list_keys, revoke_key
+    from shared.domain.tiers import check_tier
     from shared.infra.db import session_scope
+    from shared.settings import get_settings
 
+    if args.keys_command == "create":
+        try:
+            check_tier(get_settings().tiers, args.tier)
+        except ValueError as exc:
+            raise SystemExit(f"soundbox keys create: {exc}") from None
     with session_scope() as session:
         if args.keys_command == "create":
             new = create_account_with_key(session, args.name, args.tier, args.admin)
@@ -92,10 +100,10 @@ def cmd_keys(args: argparse.Namespace) -> None:
                 print(f"{key.prefix:<14}{key.name[:23]:<24}{account.tier:<11}{'yes' if account.is_admin else 'no':<7}"
                       f"{when(key.created_at):<22}{when(key.last_used_at):<22}{when(key.revoked_at)}")
         else:
-            key = revoke_key(session, args.key)
-            if key is None:
+            revoked = revoke_key(session, args.key)
+            if revoked is None:
                 raise SystemExit(f"no key {args.key}")
-            print(f"revoked {key.prefix}")
+            print(f"revoked {revoked.prefix}")
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -258,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys = p.add_subparsers(dest="keys_command", required=True)
     k = keys.add_parser("create", help="a new account with one key (printed once)")
     k.add_argument("--name", required=True)
-    k.add_argument("--tier", choices=["free", "supporter", "premium", "creator"], default="free")
+    k.add_argument("--tier", default=DEFAULT_TIER,
+                   help="a tier of the configured table (SOUNDBOX_TIERS; by default: " + ", ".join(TIER_NAMES) + ")")
     k.add_argument("--admin", action="store_true")
     keys.add_parser("list", help="all keys (prefixes only)")
     k = keys.add_parser("revoke", help="revoke a key by id or prefix")

@@ -3,6 +3,7 @@ high-priority work; model affinity keeps a worker on its loaded model."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 
@@ -21,7 +22,7 @@ def test_aging_lets_low_priority_through_a_steady_flood(client, workers, idle_qu
     while client.get(f"/v1/jobs/{low}").json()["status"] == "queued":
         assert time.monotonic() < deadline, "the low-priority job starved"
         waiting = [j for j in flood if client.get(f"/v1/jobs/{j}").json()["status"] == "queued"]
-        for i in range(max(0, 3 - len(waiting))):  # keep high-priority work waiting, always
+        for _ in range(max(0, 3 - len(waiting))):  # keep high-priority work waiting, always
             flood.append(submit(client, priority=9, prompt=f"urgent job {len(flood)}"))
         time.sleep(0.2)
     low_job = wait_for_job(client, low)
@@ -44,5 +45,5 @@ def test_model_affinity_groups_jobs_by_loaded_model(client, workers, idle_queues
     jobs = sorted((wait_for_job(client, i) for i in ids), key=lambda j: j["started_at"])
     assert all(j["status"] == "succeeded" for j in jobs)
     models = [j["model"] for j in jobs]
-    switches = sum(1 for a, b in zip(models, models[1:]) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(models) if a != b)
     assert switches == 1, models  # all of one model, then all of the other

@@ -9,20 +9,23 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
-from shared.domain import events
 from shared.audio.io import encode_wav
 from shared.audio.loop import loop_crossfade_seconds, make_loopable
 from shared.audio.loudness import normalize_loudness
 from shared.audio.quality import QualityReport, analyze, thresholds_for
 from shared.audio.spectrogram import render_spectrogram_png
+from shared.domain import events, jobs
 from shared.domain.catalog import ModelSpec
+from shared.domain.events import EventType
 from shared.domain.models import Job, JobStatus, Sound
-from shared.settings import Settings
+from shared.domain.params import JobParams
 from shared.infra.storage import ObjectStore, sound_keys
-from worker import jobstore, metrics
+from shared.settings import Settings
+from worker import metrics
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
 from worker.model_cache import ModelCache
 
@@ -70,7 +73,7 @@ class JobMonitor:
             if self.progress == self._written and not due:
                 continue
             try:
-                canceled = jobstore.heartbeat(self.job_id, self.worker, self.lease, self.progress)
+                canceled = jobs.heartbeat(self.job_id, self.worker, self.lease, self.progress)
             except Exception as exc:  # database hiccup: try again next tick, the lease has slack
                 log.warning("heartbeat failed", job_id=str(self.job_id), error=str(exc))
                 continue
@@ -84,7 +87,7 @@ class JobMonitor:
         """A job.progress event for progress stored since the last one, at most one a second."""
         if self._written > self._told and self._throttle.ready():
             self._told = self._written
-            events.emit(self.job_id, "job.progress", only_status=JobStatus.running.value)
+            events.emit(self.job_id, EventType.progress, only_status=JobStatus.running)
 
     def set_progress(self, value: float) -> None:
         self.progress = max(self.progress, min(1.0, value))
@@ -104,19 +107,20 @@ class Candidate:
     attempt: int
 
 
-def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings: Settings,
-                        monitor: JobMonitor) -> tuple[Candidate, list[dict]]:
-    """Generate, analyze, and regenerate with a new seed while the result is not good.
-    Returns the first good attempt, or the best-scoring one when none passes."""
-    duration = params.get("duration") or 0.0
-    if params.get("loopable"):
+def generate_until_good(engine: Engine, spec: ModelSpec, params: JobParams, settings: Settings,
+                        monitor: JobMonitor) -> tuple[Candidate, list[dict[str, Any]]]:
+    """Generate, analyze, and regenerate with the next seed (seed + 1 per attempt) while the
+    result is not good, for at most ``max_attempts``. Returns the first good attempt, or the
+    best-scoring one when none passes, and every attempt's log entry."""
+    duration = params.duration or 0.0
+    if params.loopable:
         duration += loop_crossfade_seconds(duration, settings.loop_crossfade_seconds)
     best: Candidate | None = None
-    log_entries: list[dict] = []
+    log_entries: list[dict[str, Any]] = []
     thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
     for attempt in range(settings.max_attempts):
-        seed = (params["seed"] + attempt) % 2**31
-        request = GenerationRequest(prompt=params["prompt"], duration=duration, seed=seed, voice=params.get("voice"))
+        seed = (params.seed + attempt) % 2**31
+        request = GenerationRequest(prompt=params.prompt, duration=duration, seed=seed, voice=params.voice)
         # Each attempt moves progress two thirds of the way to the end of generation (the last one
         # all the way), so a retry never stalls progress and a first success leaves room after it.
         base = monitor.progress
@@ -131,7 +135,7 @@ def generate_until_good(engine: Engine, spec: ModelSpec, params: dict, settings:
         entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
                  "kind": spec.kind, **report.to_dict()}
         log_entries.append(entry)
-        jobstore.record_attempt(monitor.job_id, monitor.worker, entry)
+        jobs.record_attempt(monitor.job_id, monitor.worker, entry)
         metrics.ATTEMPTS.labels(model=spec.id).inc()
         metrics.QUALITY.labels(model=spec.id).observe(report.score)
         if attempt:
@@ -160,25 +164,25 @@ class Rendered:
     channels: int
 
 
-def postprocess(audio: GeneratedAudio, params: dict, settings: Settings) -> Rendered:
+def postprocess(audio: GeneratedAudio, params: JobParams, settings: Settings) -> Rendered:
     """Loop (when asked), loudness-normalize, encode, draw the spectrogram: one clip."""
     samples, sr = audio.samples, audio.sample_rate
-    if params.get("loopable"):
-        fade = loop_crossfade_seconds(params["duration"], settings.loop_crossfade_seconds)
+    if params.loopable:
+        fade = loop_crossfade_seconds(params.duration or 0.0, settings.loop_crossfade_seconds)
         samples = make_loopable(samples, sr, fade)
     samples = normalize_loudness(samples, sr, settings.loudness_target_lufs, settings.true_peak_dbtp)
     return Rendered(wav=encode_wav(samples, sr), png=render_spectrogram_png(samples, sr),
                     duration=samples.shape[-1] / sr, sample_rate=sr, channels=samples.shape[0])
 
 
-def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: QualityReport) -> Sound:
+def store_sound(store: ObjectStore, job: Job, params: JobParams, rendered: Rendered, report: QualityReport) -> Sound:
     sound_id = uuid.uuid4()
     audio_key, spectrogram_key = sound_keys(str(sound_id))
     store.put(audio_key, rendered.wav, "audio/wav")
     store.put(spectrogram_key, rendered.png, "image/png")
-    return Sound(id=sound_id, job_id=job.id, account_id=job.account_id, model=job.model, prompt=job.params["prompt"],
+    return Sound(id=sound_id, job_id=job.id, account_id=job.account_id, model=job.model, prompt=params.prompt,
                  duration=rendered.duration, sample_rate=rendered.sample_rate, channels=rendered.channels,
-                 loopable=bool(job.params.get("loopable")),
+                 loopable=params.loopable,
                  quality_score=report.score, quality_is_good=report.is_good,
                  quality_issues=[i.to_dict() for i in report.issues], audio_key=audio_key,
                  spectrogram_key=spectrogram_key)
@@ -187,13 +191,13 @@ def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: Qualit
 def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
             cache: ModelCache, store: ObjectStore) -> str:
     """Run one job to a terminal state. Returns what happened (for logs and tests)."""
-    job = jobstore.claim(job_id, worker, settings.job_lease_seconds)
+    job = jobs.claim(job_id, worker, settings.job_lease_seconds)
     if job is None:
-        current = jobstore.get(job_id)
+        current = jobs.get(job_id)
         return f"skipped: {current.status if current else 'no such job'}"
     bound = log.bind(job_id=str(job_id), model=job.model)
     if job.deliveries > settings.max_attempts:
-        jobstore.finish(job_id, worker, JobStatus.failed,
+        jobs.finish(job_id, worker, JobStatus.failed,
                         f"the job's worker stopped {job.deliveries - 1} times while running it; giving up")
         return "failed: too many deliveries"
     bound.info("job started", delivery=job.deliveries)
@@ -209,31 +213,32 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
             spec = catalog[job.model]
+            params = JobParams.from_row(job.params)
             engine = cache.get(job.model)
             monitor.check()
-            best, attempts = generate_until_good(engine, spec, job.params, settings, monitor)
-            rendered = postprocess(best.audio, job.params, settings)
+            best, attempts = generate_until_good(engine, spec, params, settings, monitor)
+            rendered = postprocess(best.audio, params, settings)
             monitor.set_progress(0.97)
-            sound = store_sound(store, job, rendered, best.report)
+            sound = store_sound(store, job, params, rendered, best.report)
             monitor.check()
-        if not jobstore.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
+        if not jobs.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)
             store.delete(sound.spectrogram_key)
             return "lost: another delivery owns the job"
         bound.info("job succeeded", sound_id=str(sound.id), score=best.report.score, attempt=best.attempt)
         return "succeeded"
     except JobCanceled:
-        jobstore.finish(job_id, worker, JobStatus.canceled, "canceled by request")
+        jobs.finish(job_id, worker, JobStatus.canceled, "canceled by request")
         bound.info("job canceled while running")
         return "canceled"
     except LeaseLost:
         bound.warning("lease lost; another delivery owns the job")
         return "lost: lease taken over"
     except ModelUnavailable as exc:
-        jobstore.finish(job_id, worker, JobStatus.failed, str(exc))
+        jobs.finish(job_id, worker, JobStatus.failed, str(exc))
         bound.error("model unavailable", error=str(exc))
         return "failed"
     except Exception as exc:
-        jobstore.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")
+        jobs.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")
         bound.exception("job failed")
         return "failed"

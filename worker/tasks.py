@@ -9,12 +9,13 @@ from functools import lru_cache
 import structlog
 from celery import signals
 
-from shared.infra import registry
+from shared.domain import jobs
 from shared.domain.catalog import get_catalog
+from shared.infra import registry
 from shared.infra.celery_app import GENERATE_TASK, celery_app, enqueue_job
-from shared.settings import get_settings
 from shared.infra.storage import get_store
-from worker import jobstore, metrics
+from shared.settings import get_settings
+from worker import metrics
 from worker.model_cache import ModelCache
 from worker.pipeline import run_job
 
@@ -60,14 +61,14 @@ class WorkerRuntime:
         """Model affinity: keep serving the model just used while its jobs wait at the top priority
         among this worker's queues, for at most ``affinity_max_run`` jobs in a row. (Their own
         queue messages arrive later and are skipped: those jobs are no longer queued.)"""
-        job = jobstore.get(first_job)
+        job = jobs.get(first_job)
         if job is None:
             return
         others = [q for q in self.queues if q != job.model]
         for _ in range(self.settings.affinity_max_run - 1):
             if self.presence.stopped.is_set():  # shutting down: leave the rest to the queue
                 return
-            next_id = jobstore.next_for_model(job.model, others)
+            next_id = jobs.next_for_model(job.model, others)
             if next_id is None:
                 return
             structlog.contextvars.bind_contextvars(job_id=str(next_id))
@@ -79,12 +80,12 @@ class WorkerRuntime:
 
     def promote_aged(self) -> None:
         """Aging: send waiting jobs again at their raised priority."""
-        for job_id, model, priority in jobstore.promote_aged(self.settings.aging_seconds):
+        for job_id, model, priority in jobs.promote_aged(self.settings.aging_seconds):
             enqueue_job(str(job_id), self.catalog[model].queue, priority)
 
     def recover_expired(self) -> None:
         """Requeue running jobs whose worker died (lease expired) so another delivery runs them."""
-        for job in jobstore.expired_leases():
+        for job in jobs.requeue_expired():
             log.warning("recovering job with expired lease", job_id=str(job.id), worker=job.worker)
             enqueue_job(str(job.id), self.catalog[job.model].queue, job.priority)
 

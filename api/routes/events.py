@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api import live
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep, SettingsDep
-from api.routes.jobs import load_job
+from api.owned import owned_job
 from shared.domain import events
 from shared.domain.models import TERMINAL_STATUSES, Job, Sound
 
@@ -108,7 +108,7 @@ async def job_events(job_id: uuid.UUID, request: Request, session: SessionDep, p
                                        "msg": "must be an id this stream sent, like 1764133200000-0",
                                        "input": last_event_id}])
     last = last_event_id.strip() if last_event_id else "0"
-    job = await run_in_threadpool(load_job, session, job_id, principal)
+    job = await run_in_threadpool(owned_job, session, job_id, principal)
     await run_in_threadpool(session.close)  # hold no database connection while streaming
     if last_event_id and job.status in TERMINAL_STATUSES:
         try:

@@ -3,16 +3,15 @@ converted once and cached; Range requests on all), waveform peaks and the spectr
 
 from __future__ import annotations
 
-import uuid
+from typing import Annotated, Any
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from api.auth import CurrentPrincipal
-from api.deps import SessionDep, StoreDep
+from api.conditional import not_modified
+from api.deps import StoreDep
+from api.owned import OwnedSound
 from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
@@ -25,36 +24,16 @@ router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Sound:
-    """The sound, when the caller may see it; another account's sound is as good as absent (404)."""
-    sound = session.get(Sound, sound_id)
-    if sound is None or not principal.owns(sound.account_id):
-        raise ProblemException(404, f"no sound {sound_id}")
-    return sound
-
-
-OwnedSound = Annotated[Sound, Depends(owned_sound)]
-
-
 @router.get("/v1/sounds/{sound_id}", response_model=SoundOut)
 def get_sound(sound: OwnedSound, request: Request) -> SoundOut:
     return sound_out(request, sound)
-
-
-def not_modified(request: Request, etag: str) -> bool:
-    """Whether If-None-Match names ``etag`` (or is ``*``); weak and strong tags compare alike."""
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in tags or etag in tags
 
 
 def _missing(sound: Sound) -> ProblemException:
     return ProblemException(404, f"the audio of sound {sound.id} is missing from the store")
 
 
-AUDIO_RESPONSES = {
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {f.media_type: {} for f in formats.FORMATS.values()},
           "description": "the audio; Range requests get 206"},
     206: {"description": "partial content"},

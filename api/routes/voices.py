@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api.conditional import not_modified
 from api.deps import SettingsDep
 from api.speech import (SAMPLES, SampleCache, SpeechPoolDep, admit_or_refuse, default_voice_id, sample_text,
                         unknown_voice_problem, voice_cache)
@@ -50,13 +51,6 @@ def _render_sample(settings: Settings, info: VoiceInfo, text: str) -> bytes:
     return wav_bytes(synthesize(voice, text), voice.sample_rate)
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
 @router.get("/v1/voices/{voice_id}/sample", name="get_voice_sample", response_class=Response,
             responses={200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                        304: {"description": "Not modified (If-None-Match)"}, 404: {"description": "Unknown voice"},
@@ -76,6 +70,6 @@ async def get_voice_sample(voice_id: str, request: Request, settings: SettingsDe
             admission.release()
     data, etag = cached
     headers = {"ETag": etag, "Cache-Control": "public, max-age=3600"}
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type="audio/wav", headers=headers)

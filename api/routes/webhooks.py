@@ -4,30 +4,21 @@ and URLs disabled by a 410 (list, enable again)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep, SettingsDep
 from api.problems import ProblemException
-from api.routes.jobs import load_job
+from api.owned import owned_job
 from shared.domain.models import WebhookAttempt, WebhookDelivery, WebhookDisabledUrl, WebhookSecret
-from shared.domain.schemas import WEBHOOK_URL_MAX
+from shared.domain.schemas import (WEBHOOK_URL_MAX, DisabledUrlOut, WebhookAttemptOut, WebhookDeliveryList,
+                                   WebhookDeliveryOut, WebhookSecretOut)
 from shared.domain.webhooks import account_secret, rotate_secret
 
 router = APIRouter(tags=["webhooks"])
-
-
-class WebhookSecretOut(BaseModel):
-    secret: str = Field(description="`whsec_` + base64: verifies `webhook-signature` as Standard Webhooks says.")
-    created_at: datetime
-    rotated_at: datetime | None
-    previous_secret_expires_at: datetime | None = Field(
-        description="After a rotation the previous secret signs too (a second signature) until then.")
 
 
 def _secret_out(row: WebhookSecret) -> WebhookSecretOut:
@@ -52,38 +43,10 @@ def rotate_webhook_secret(session: SessionDep, principal: CurrentPrincipal, sett
     return _secret_out(row)
 
 
-class WebhookAttemptOut(BaseModel):
-    attempt: int
-    attempted_at: datetime
-    status_code: int | None = Field(description="The receiver's answer; null when none came (see error).")
-    latency_ms: float | None
-    error: str | None
-    address: str | None = Field(description="The IP address the try connected to.")
-
-
-class WebhookDeliveryOut(BaseModel):
-    id: uuid.UUID
-    webhook_id: str = Field(description="The `webhook-id` header: the same on every try.")
-    event_type: str
-    url: str
-    state: str = Field(description="pending | succeeded | failed (retries spent) | disabled (answered 410) | "
-                                   "skipped (URL disabled) | refused (URL resolved to a forbidden address)")
-    next_attempt_at: datetime | None
-    created_at: datetime
-    finished_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None = Field(description="Why the last try failed, or why nothing was sent (skipped).")
-    attempts: list[WebhookAttemptOut]
-
-
-class WebhookDeliveryList(BaseModel):
-    items: list[WebhookDeliveryOut]
-
-
 @router.get("/v1/jobs/{job_id}/webhooks", response_model=WebhookDeliveryList)
 def job_webhooks(job_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> WebhookDeliveryList:
     """Every webhook this job owed, oldest first, each with all its attempts."""
-    load_job(session, job_id, principal)
+    owned_job(session, job_id, principal)
     deliveries = session.exec(select(WebhookDelivery).where(col(WebhookDelivery.job_id) == job_id)
                               .order_by(col(WebhookDelivery.created_at), col(WebhookDelivery.id))).all()
     attempts: dict[uuid.UUID, list[WebhookAttemptOut]] = {d.id: [] for d in deliveries}
@@ -97,11 +60,6 @@ def job_webhooks(job_id: uuid.UUID, session: SessionDep, principal: CurrentPrinc
         id=d.id, webhook_id=d.webhook_id, event_type=d.event_type, url=d.url, state=d.state,
         next_attempt_at=d.next_attempt_at, created_at=d.created_at, finished_at=d.finished_at,
         last_status_code=d.last_status_code, last_error=d.last_error, attempts=attempts[d.id]) for d in deliveries])
-
-
-class DisabledUrlOut(BaseModel):
-    url: str
-    disabled_at: datetime
 
 
 @router.get("/v1/webhooks/disabled", response_model=list[DisabledUrlOut])

@@ -102,6 +102,7 @@ def negotiate(accept: str | None, default: str = "wav") -> str | None:
         return default
     best: tuple[float, int, int] | None = None
     chosen = None
+    name: str | None
     for q, position, media, params in _accept_entries(accept):
         if q <= 0:
             continue

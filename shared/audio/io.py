@@ -74,6 +74,7 @@ def decode_audio(data: bytes | str | Path) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
+    source: io.BytesIO | Path
     if isinstance(data, (bytes, bytearray, memoryview)):
         source = io.BytesIO(data)
     else:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class QualityThresholds:
     good_score: float = 50.0  # is_good needs no issues and a score >= this
 
 
-_KIND_DEFAULTS: dict[str, dict[str, float]] = {
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "music": {},
     # noise is what rain, wind and fire are made of; steady air and hiss can be the sound itself
     "sfx": {"max_noisiness": 1.0, "hiss_ratio": 0.75, "hiss_ratio_rising": 0.3, "tail_ratio": 0.45,
@@ -125,7 +125,8 @@ def thresholds_for(kind: str, overrides: Mapping[str, Mapping[str, float]] | Non
             bad = set(values) - set(names)
             if bad:
                 raise ValueError(f"unknown quality threshold(s) {sorted(bad)}; known: {', '.join(names)}")
-            t = replace(t, **{k: float(v) if names[k] in ("float", float) else int(v) for k, v in values.items()})
+            changes: dict[str, Any] = {k: float(v) if names[k] in ("float", float) else int(v) for k, v in values.items()}
+            t = replace(t, **changes)
     return t
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from shared.domain.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
+from shared.domain.tiers import DEFAULT_TIER
 
 KEY_PREFIX = "sbx_"
 
@@ -57,7 +58,7 @@ def account_for_key(session: Session, secret: str) -> Account | None:
 def anonymous_account(session: Session) -> Account:
     account = session.get(Account, ANONYMOUS_ACCOUNT_ID)
     if account is None:  # created by the migration; recreated if someone deleted it
-        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier="free")
+        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier=DEFAULT_TIER)
         session.add(account)
         session.commit()
     return account

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from shared.settings import Settings
 
 ModelId = Literal["music", "audio", "magnet", "voice"]
-MODEL_IDS: tuple[str, ...] = ("music", "audio", "magnet", "voice")
+MODEL_IDS: tuple[str, ...] = get_args(ModelId)  # also the queue names (one queue per model)
 DEFAULT_VOICE = "en_US-joe-medium"
 
 

@@ -1,6 +1,6 @@
 """Job events: every state change of a job, told to whoever listens.
 
-Whoever changes a job's state (the worker's jobstore, the API's submit and cancel) calls
+Whoever changes a job's state (shared/domain/jobs.py, for the API and the worker alike) calls
 ``record`` inside the transaction that makes the change: it builds the event from the job row as
 it now stands and, when the job's webhook wants this event type, writes the webhook delivery in
 that same transaction (an outbox row: a committed state change always has its delivery). After
@@ -9,8 +9,8 @@ live listeners over pub/sub, and hands the deliveries to the webhook queue. Publ
 raises: a Redis hiccup costs live listeners an event (they fall back to the database), and the
 webhook worker's sweep sends any delivery whose dispatch was lost.
 
-Event types: ``job.queued``, ``job.started``, ``job.progress`` (at most one a second),
-``job.attempt``, ``job.succeeded``, ``job.failed``, ``job.canceled``. Each event is
+Event types (``EventType``, shared/domain/schemas.py): ``job.queued``, ``job.started``,
+``job.progress`` (at most one a second), ``job.attempt``, ``job.succeeded``, ``job.failed``, ``job.canceled``. Each event is
 ``{type, timestamp, data}`` with the job object (as ``GET /v1/jobs/{id}`` shows it) as data;
 ``job.attempt`` adds ``attempt`` (the attempt's log entry).
 """
@@ -30,7 +30,10 @@ import redis
 import structlog
 
 from shared.domain.jobview import job_out
-from shared.domain.models import Job, Sound, WebhookDelivery, utcnow
+from shared.domain.models import Job, JobStatus, Sound, WebhookDelivery, utcnow
+from shared.domain.schemas import TERMINAL_EVENTS, EventType
+
+__all__ = ["STATUS_EVENTS", "TERMINAL_EVENTS", "Event", "EventType", "emit", "publish", "record"]
 from shared.settings import get_settings
 
 log = structlog.get_logger()
@@ -38,9 +41,11 @@ log = structlog.get_logger()
 STREAM_PREFIX = "soundbox:events:job:"  # a Redis stream per job: the replayable history
 CHANNEL_PREFIX = "soundbox:events:notify:"  # pub/sub: "something was appended"
 STREAM_MAXLEN = 1000
-TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.canceled"})
-STATUS_EVENTS = {"queued": "job.queued", "running": "job.started", "succeeded": "job.succeeded",
-                 "failed": "job.failed", "canceled": "job.canceled"}
+# The event a job's entering each status is told with.
+STATUS_EVENTS: dict[JobStatus, EventType] = {
+    JobStatus.queued: EventType.queued, JobStatus.running: EventType.started,
+    JobStatus.succeeded: EventType.succeeded, JobStatus.failed: EventType.failed,
+    JobStatus.canceled: EventType.canceled}
 PROGRESS_INTERVAL = 1.0  # seconds between job.progress events of one job, at least
 
 
@@ -63,24 +68,25 @@ class Event:
         return self.envelope["type"]
 
 
-def envelope(job: Job, event_type: str, sound: Sound | None = None, *, base_url: str = "",
+def envelope(job: Job, event_type: EventType, sound: Sound | None = None, *, base_url: str = "",
              when: datetime | None = None) -> dict[str, Any]:
-    return {"type": event_type, "timestamp": (when or utcnow()).isoformat(),
+    return {"type": EventType(event_type).value, "timestamp": (when or utcnow()).isoformat(),
             "data": job_out(job, sound, base_url=base_url).model_dump(mode="json")}
 
 
-def record(session, job: Job, event_type: str, *, sound: Sound | None = None,
+def record(session, job: Job, event_type: EventType, *, sound: Sound | None = None,
            extra: dict[str, Any] | None = None) -> Event:
     """Build the event from ``job`` (already changed in this session) and add the webhook delivery
     it owes to the session. Call ``publish`` with the result after the commit."""
     settings = get_settings()
+    event_type = EventType(event_type)
     if sound is None and job.result_sound_id is not None:
         sound = session.get(Sound, job.result_sound_id)
     now = utcnow()
     body = envelope(job, event_type, sound, base_url=settings.public_url, when=now)
     event = Event(str(job.id), {**body, **(extra or {})})
     if job.webhook_url and event_type in (job.webhook_events or []):
-        delivery = WebhookDelivery(job_id=job.id, account_id=job.account_id, event_type=event_type,
+        delivery = WebhookDelivery(job_id=job.id, account_id=job.account_id, event_type=event_type.value,
                                    url=job.webhook_url, webhook_id=f"msg_{uuid.uuid4().hex}", payload=body,
                                    next_attempt_at=now, dispatched_at=now)
         session.add(delivery)
@@ -125,7 +131,7 @@ def dispatch(delivery_ids: list[str]) -> None:
             log.warning("webhook dispatch deferred to the sweep", delivery_id=delivery_id, error=str(exc))
 
 
-def emit(job_id: uuid.UUID, event_type: str, *, only_status: str | None = None) -> None:
+def emit(job_id: uuid.UUID, event_type: EventType, *, only_status: JobStatus | None = None) -> None:
     """Record and publish an event in a transaction of its own (for events that change no state,
     such as progress). Skipped when the job is gone or, with ``only_status``, not in that status."""
     from shared.infra.db import session_scope

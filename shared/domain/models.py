@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+from shared.domain.tiers import DEFAULT_TIER
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):  # the one spelling of these names; the jobs.status column holds the values
+    """A job's state: queued, running, then succeeded, failed or canceled."""
+
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -28,7 +33,10 @@ class JobStatus(str, Enum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 
 
-TERMINAL_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.canceled.value)
+TERMINAL_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
+# The column is VARCHAR(16) holding the values; rows load as JobStatus members.
+_STATUS_TYPE = SAEnum(JobStatus, native_enum=False, length=16, create_constraint=False,
+                      values_callable=lambda e: [m.value for m in e], validate_strings=True)
 
 
 def _tz(**kw: Any) -> Column:
@@ -45,7 +53,7 @@ class Account(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(max_length=200)
-    tier: str = Field(default="free", max_length=32)
+    tier: str = Field(default=DEFAULT_TIER, max_length=32)
     is_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
 
@@ -74,7 +82,7 @@ class Job(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     account_id: uuid.UUID = Field(foreign_key="accounts.id", index=True)
-    status: str = Field(default=JobStatus.queued.value, index=True, max_length=16)
+    status: JobStatus = Field(default=JobStatus.queued, index=True, sa_type=_STATUS_TYPE)
     model: str = Field(index=True, max_length=32)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     priority: int = Field(default=5)
@@ -131,7 +139,7 @@ class WebhookSecret(SQLModel, table=True):
     rotated_at: datetime | None = Field(default=None, sa_column=_tz())
 
 
-class WebhookDeliveryState(str, Enum):
+class WebhookDeliveryState(StrEnum):
     pending = "pending"  # waiting for its next try
     succeeded = "succeeded"  # the receiver answered 2xx
     failed = "failed"  # every try of the retry schedule failed

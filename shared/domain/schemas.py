@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+
+from shared.domain.catalog import ModelId
+from shared.domain.models import JobStatus
+from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES, check_tier
 
 from shared.domain.text import check_identifier, clean_text
 
@@ -16,24 +21,50 @@ PROMPT_MAX = 500
 SPEECH_MAX = 5000
 DEFAULT_DURATION = 8.0
 WEBHOOK_URL_MAX = 2048
-WEBHOOK_EVENT_TYPES = ("job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled")
-DEFAULT_WEBHOOK_EVENTS = ["job.succeeded", "job.failed", "job.canceled"]
-WebhookEventType = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
+
+
+class EventType(StrEnum):
+    """Job event types: the only spelling of these names (events, webhooks, SSE)."""
+
+    queued = "job.queued"
+    started = "job.started"
+    progress = "job.progress"
+    attempt = "job.attempt"
+    succeeded = "job.succeeded"
+    failed = "job.failed"
+    canceled = "job.canceled"
+
+
+TERMINAL_EVENTS = frozenset({EventType.succeeded, EventType.failed, EventType.canceled})
+WEBHOOK_EVENT_TYPES = (EventType.started, EventType.progress, EventType.succeeded, EventType.failed,
+                       EventType.canceled)
+DEFAULT_WEBHOOK_EVENTS = [EventType.succeeded, EventType.failed, EventType.canceled]
+
+
+def _webhook_event(v: Any) -> Any:
+    if isinstance(v, str) and v in EventType._value2member_map_ and v not in WEBHOOK_EVENT_TYPES:
+        raise ValueError(f"webhooks are not sent for {v}; choose from {', '.join(WEBHOOK_EVENT_TYPES)}")
+    return v
+
+
+# An event type a webhook may ask for (job.queued and job.attempt are for the event stream only).
+WebhookEventType = Annotated[EventType, BeforeValidator(_webhook_event),
+                             WithJsonSchema({"type": "string", "enum": [e.value for e in WEBHOOK_EVENT_TYPES]})]
 
 
 class GenerationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "yes" is no boolean, "1" no number
+    model_config = ConfigDict(extra="forbid")
 
-    model: Literal["music", "audio", "magnet", "voice"] = Field(
+    model: ModelId = Field(
         description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS)")
     prompt: CleanText = Field(
         min_length=3, max_length=SPEECH_MAX,
         description=f"What to generate, 3-{PROMPT_MAX} characters; for voice the text to speak, up to {SPEECH_MAX}.")
     duration: float | None = Field(
-        None, gt=0, description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.")
-    loopable: bool = Field(False, description="Crossfade the end into the start so the clip loops seamlessly.")
-    priority: int = Field(5, ge=0, le=9, description="0-9, higher runs first.")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Random seed; random when omitted.")
+        None, gt=0, strict=True, description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.")
+    loopable: bool = Field(False, strict=True, description="Crossfade the end into the start so the clip loops seamlessly.")
+    priority: int = Field(5, ge=0, le=9, strict=True, description="0-9, higher runs first.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True, description="Random seed; random when omitted.")
     voice: Identifier | None = Field(None, min_length=1, max_length=128,
                                      description="Piper voice id from GET /v1/voices (voice model only).")
     webhook_url: str | None = Field(
@@ -95,7 +126,7 @@ class ResultOut(BaseModel):
 
 class JobOut(BaseModel):
     id: uuid.UUID
-    status: Literal["queued", "running", "succeeded", "failed", "canceled"]
+    status: JobStatus
     model: str
     params: dict[str, Any]
     priority: int
@@ -148,6 +179,101 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     catalog: Literal["default", "tiny"]
     models: list[ModelOut]
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+class WebhookSecretOut(BaseModel):
+    secret: str = Field(description="`whsec_` + base64: verifies `webhook-signature` as Standard Webhooks says.")
+    created_at: datetime
+    rotated_at: datetime | None
+    previous_secret_expires_at: datetime | None = Field(
+        description="After a rotation the previous secret signs too (a second signature) until then.")
+
+
+class WebhookAttemptOut(BaseModel):
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None = Field(description="The receiver's answer; null when none came (see error).")
+    latency_ms: float | None
+    error: str | None
+    address: str | None = Field(description="The IP address the try connected to.")
+
+
+class WebhookDeliveryOut(BaseModel):
+    id: uuid.UUID
+    webhook_id: str = Field(description="The `webhook-id` header: the same on every try.")
+    event_type: str
+    url: str
+    state: str = Field(description="pending | succeeded | failed (retries spent) | disabled (answered 410) | "
+                                   "skipped (URL disabled) | refused (URL resolved to a forbidden address)")
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None = Field(description="Why the last try failed, or why nothing was sent (skipped).")
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveryList(BaseModel):
+    items: list[WebhookDeliveryOut]
+
+
+class DisabledUrlOut(BaseModel):
+    url: str
+    disabled_at: datetime
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+class QueueDepth(BaseModel):
+    model: str
+    priority: int
+    queued: int
+
+
+class ModelQueue(BaseModel):
+    model: str
+    queued: int
+    running: int
+    oldest_wait_seconds: float | None
+
+
+class QueueReport(BaseModel):
+    depth: list[QueueDepth]
+    models: list[ModelQueue]
+    workers: list[dict[str, Any]]
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    tier: str = Field(DEFAULT_TIER, min_length=1, max_length=32,
+                      description="A tier of the configured table (SOUNDBOX_TIERS; by default "
+                                  f"{', '.join(TIER_NAMES)}).")
+    admin: bool = False
+
+    @field_validator("tier")
+    @classmethod
+    def _configured_tier(cls, v: str) -> str:
+        from shared.settings import get_settings
+
+        return check_tier(get_settings().tiers, v)  # a ValueError names the configured tiers
+
+
+class KeyOut(BaseModel):
+    id: uuid.UUID
+    prefix: str
+    name: str
+    account_id: uuid.UUID
+    tier: str
+    admin: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret. Shown once; only its hash is stored.")
 
 
 class Problem(BaseModel):
@@ -205,7 +331,7 @@ class SpeechCreate(BaseModel):
     @field_validator("speaker")
     @classmethod
     def _speaker(cls, v: int | str | None) -> int | str | None:
-        if isinstance(v, int) and v < 0 or isinstance(v, str) and not 1 <= len(v) <= 128:
+        if (isinstance(v, int) and v < 0) or (isinstance(v, str) and not 1 <= len(v) <= 128):
             raise ValueError("must be a speaker id (0 or more) or a name of 1-128 characters")
         return v
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-TIER_NAMES = ("free", "supporter", "premium", "creator")
+DEFAULT_TIER = "free"  # new and anonymous accounts; the fallback for a tier no longer configured
 
 
 class TierLimits(BaseModel):
@@ -26,8 +26,21 @@ class TierLimits(BaseModel):
 
 
 DEFAULT_TIERS: dict[str, TierLimits] = {
-    "free": TierLimits(max_duration=60, max_pending=3, jobs_per_hour=60, priority_min=0, priority_max=4),
+    DEFAULT_TIER: TierLimits(max_duration=60, max_pending=3, jobs_per_hour=60, priority_min=0, priority_max=4),
     "supporter": TierLimits(max_duration=60, max_pending=5, jobs_per_hour=120, priority_min=0, priority_max=5),
     "premium": TierLimits(max_duration=120, max_pending=10, jobs_per_hour=300, priority_min=0, priority_max=7),
     "creator": TierLimits(max_duration=180, max_pending=20, jobs_per_hour=600, priority_min=0, priority_max=9),
 }
+TIER_NAMES = tuple(DEFAULT_TIERS)  # the default table's names; SOUNDBOX_TIERS may name others
+
+
+def limits_for(tiers: dict[str, TierLimits], name: str) -> TierLimits:
+    """The limits of tier ``name`` in the configured table (``DEFAULT_TIER``'s for an unknown one)."""
+    return tiers.get(name) or tiers[DEFAULT_TIER]
+
+
+def check_tier(tiers: dict[str, TierLimits], name: str) -> str:
+    """``name`` when the configured table has it; ValueError naming the tiers there otherwise."""
+    if name not in tiers:
+        raise ValueError(f"unknown tier {name!r}; configured tiers: {', '.join(tiers)}")
+    return name

@@ -31,7 +31,7 @@ def create_celery() -> Celery:
     app.conf.update(
         # Each queue has its own direct exchange: a task sent to one queue lands in that queue only.
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (*QUEUES, WEBHOOK_QUEUE)],
-        task_default_queue="music",
+        task_default_queue=QUEUES[0],
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

@@ -147,7 +147,9 @@ class AvEncoder(StreamEncoder):
         self.sample_rate = rate or sample_rate
         self._sink = _Sink()
         self._container = av.open(self._sink, mode="w", format=container, options=options)
-        self._stream = self._container.add_stream(codec, rate=self.sample_rate, layout="mono")
+        stream = self._container.add_stream(codec, rate=self.sample_rate, layout="mono")
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        self._stream = stream
         if bit_rate:
             self._stream.bit_rate = bit_rate
         self._pts = 0

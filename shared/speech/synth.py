@@ -119,7 +119,7 @@ class Utterance:
                 "scales": self.scales}
         if self.speaker_id is not None:
             args["sid"] = np.array([self.speaker_id], dtype=np.int64)
-        if self._noise is not None:
+        if self._noise is not None and self.voice.noise_input is not None:
             args[self.voice.noise_input] = self._noise
         audio = np.asarray(piper.session.run(None, args)[0], dtype=np.float32).reshape(-1)
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0

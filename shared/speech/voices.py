@@ -19,13 +19,13 @@ import importlib.metadata
 import json
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import structlog
+from cachetools import LRUCache
 
 from shared.settings import Settings
 
@@ -80,7 +80,7 @@ def package_voices() -> dict[str, tuple[Path, Path, str]]:
             continue
         for file in dist.files or ():
             if file.name.endswith(".onnx"):
-                model = Path(dist.locate_file(file)).resolve()
+                model = Path(str(dist.locate_file(file))).resolve()
                 config = model.with_name(model.name + ".json")
                 if model.is_file() and config.is_file():
                     found[model.stem] = (model, config, f"package {dist.metadata['Name']}")
@@ -246,6 +246,15 @@ def _warm_up(voice: Any, extra: dict[str, Any]) -> None:
     voice.session.run(None, args)
 
 
+class _VoiceLRU(LRUCache):
+    """cachetools' LRU, saying which voice it unloads."""
+
+    def popitem(self):
+        key, voice = super().popitem()
+        log.info("voice unloaded", voice=key[0])
+        return key, voice
+
+
 class VoiceCache:
     """Loaded voices, at most ``capacity`` of them (least recently used goes first). Thread-safe;
     concurrent requests for a voice that is not loaded yet wait for one load."""
@@ -254,7 +263,7 @@ class VoiceCache:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity, self.cuda, self.threads = capacity, cuda, threads
-        self._items: OrderedDict[tuple, LoadedVoice] = OrderedDict()
+        self._items: LRUCache[tuple, LoadedVoice] = _VoiceLRU(maxsize=capacity)
         self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -265,24 +274,19 @@ class VoiceCache:
     def get(self, info: VoiceInfo) -> LoadedVoice:
         key = self._key(info)
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
+            if (voice := self._items.get(key)) is not None:
+                return voice
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
             with self._lock:
-                if key in self._items:  # another thread loaded it while this one waited
-                    self._items.move_to_end(key)
-                    return self._items[key]
+                if (voice := self._items.get(key)) is not None:  # another thread loaded it while this one waited
+                    return voice
             try:
                 piper, noise_input = load_piper_voice(info.model_path, info.config_path, cuda=self.cuda,
                                                       threads=self.threads)
                 voice = LoadedVoice(info, piper, noise_input)
                 with self._lock:
                     self._items[key] = voice
-                    while len(self._items) > self.capacity:
-                        evicted, _ = self._items.popitem(last=False)
-                        log.info("voice unloaded", voice=evicted[0])
                 log.info("voice loaded", voice=info.id, deterministic=voice.deterministic)
                 return voice
             finally:
@@ -290,7 +294,7 @@ class VoiceCache:
                     self._loading.pop(key, None)
 
     def loaded(self) -> list[str]:
-        """Ids of the loaded voices, least recently used first."""
+        """Ids of the loaded voices, in the order they were loaded."""
         with self._lock:
             return [key[0] for key in self._items]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 # librosa's numba kernels compile once (tens of seconds) and are cached here for later runs.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "soundbox-numba-cache"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 SR = 32000
 

@@ -65,6 +65,6 @@ def test_defects_are_flagged_for_the_right_reason(held_out):
 
 
 def test_every_flag_fails_the_clip_and_good_clips_score_100(held_out):
-    for clip, report in held_out:
+    for _clip, report in held_out:
         assert report.is_good == (not report.issues)
         assert report.score == 100.0 if report.is_good else report.score < 50

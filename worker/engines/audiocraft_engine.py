@@ -119,7 +119,7 @@ def _hub_snapshot(repo_id: str) -> Path | None:
     paths = [try_to_load_from_cache(repo_id, f, cache_dir=hub_root) for f in AUDIOCRAFT_FILES]
     if not all(isinstance(p, str) for p in paths):
         return None
-    folders = {Path(p).parent for p in paths}
+    folders = {Path(str(p)).parent for p in paths}
     return folders.pop() if len(folders) == 1 else None
 
 

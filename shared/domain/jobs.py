@@ -1,0 +1,330 @@
+"""Every change of a job's state, for the API and the worker alike.
+
+Each change is one conditional statement (``UPDATE … WHERE <the state it changes from> …``):
+two deliveries of one task, a cancel racing a claim, two workers sweeping the same expired lease
+can never both win. Each records its job event (and the webhook delivery it owes) in the same
+transaction with ``events.record`` and publishes it after the commit (shared/domain/events.py).
+
+    submit ─▶ queued ─claim─▶ running ─succeed─▶ succeeded
+                 │  ▲            │ └─finish──▶ failed | canceled
+          cancel │  └─requeue_expired (lease lost)
+                 ▼
+              canceled
+
+The API's calls take its request's session and own that transaction; the worker's open their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Integer, and_, cast, func, or_, update
+from sqlmodel import Session, col, select
+
+from shared.domain import events, idempotency
+from shared.domain.catalog import ModelId, ModelSpec
+from shared.domain.errors import InvalidField, JobFinished, QueueUnavailable
+from shared.domain.events import EventType
+from shared.domain.limits import check_submit_limits
+from shared.domain.models import Account, Job, JobStatus, Sound, utcnow
+from shared.domain.params import params_for
+from shared.domain.schemas import DEFAULT_WEBHOOK_EVENTS, GenerationCreate
+from shared.domain.tiers import limits_for
+from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
+from shared.infra.celery_app import enqueue_job
+from shared.infra.db import session_scope
+from shared.settings import Settings
+
+log = structlog.get_logger()
+QUEUED, RUNNING = JobStatus.queued, JobStatus.running
+Enqueue = Callable[[str, str, int], Any]  # (job id, queue, priority): sends the job's task
+
+
+# --- the API's half: submit and cancel ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    replayed: bool  # True: an earlier request with the same idempotency key made this job
+
+
+def submit(*, session: Session, account: Account, request: GenerationCreate, catalog: dict[str, ModelSpec],
+           settings: Settings, idempotency_key: str | None = None, enqueue: Enqueue = enqueue_job) -> Submission:
+    """Validate, record and enqueue a job for ``account``; or, with an ``idempotency_key`` an earlier
+    request of the same body used, return the job that request made (``replayed``).
+
+    Refusals leave nothing behind (no row, no key): ``InvalidField`` (a rule of the model or the
+    tier), ``LimitReached`` (tier limits, service capacity), ``IdempotencyConflict`` (the key
+    belongs to another body).
+
+    Delivery guarantee: the job row, its idempotency key and its ``job.queued`` event commit in
+    one transaction *before* the task is sent, so a worker never receives a job that does not
+    exist and two racing requests with one key make one job (the second waits on the key's row,
+    then replays). If the broker refuses the task, the same row is marked ``failed`` (its
+    ``job.failed`` event recorded), the key is released so a retry may try again, and
+    ``QueueUnavailable`` is raised: nothing the caller was told is accepted ever waits without a
+    message. Once ``enqueue`` returned, the broker holds the task until a worker acknowledges it
+    after running it (late acks), and leases recover jobs whose worker died. The one gap: a
+    process killed between the commit and the send leaves a queued row with no message, which
+    only aging's re-send (``promote_aged``, while its priority can still rise) delivers.
+    """
+    spec = catalog[request.model]
+    tier_name = account.tier
+    tier = limits_for(settings.tiers, tier_name)
+    params = params_for(request, spec, tier_name, tier)
+    webhook_url, webhook_events = _webhook_target(request, settings)
+    key = idempotency_key
+    digest = idempotency.request_hash(request) if key else ""
+    if key and (earlier := idempotency.lookup(session, account.id, key)) is not None:
+        return Submission(idempotency.replay(session, earlier, digest, key), replayed=True)
+    check_submit_limits(session, account=account, tier_name=tier_name, tier=tier,
+                        max_queued_jobs=settings.max_queued_jobs)
+    priority = tier.clamp_priority(request.priority)
+    job = Job(account_id=account.id, model=spec.id, params=params.to_row(), priority=priority,
+              queue_priority=priority, webhook_url=webhook_url, webhook_events=webhook_events)
+    session.add(job)
+    session.flush()
+    if key and not idempotency.remember(session, account.id, key, digest, job.id, settings.idempotency_ttl_seconds):
+        session.rollback()  # a concurrent request with this key made its job first: answer with that one
+        return Submission(idempotency.replay(session, idempotency.lookup(session, account.id, key), digest, key),
+                          replayed=True)
+    queued = events.record(session, job, EventType.queued)
+    session.commit()
+    events.publish(queued)  # before the task is sent, so job.queued is always the first event
+    try:
+        enqueue(str(job.id), spec.queue, job.priority)
+    except Exception as exc:  # broker down: nothing was accepted, say so and keep the row honest
+        log.error("enqueue failed", job_id=str(job.id), error=str(exc))
+        _fail_unsent(session, job, key)
+        raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
+    log.info("job queued", job_id=str(job.id), model=job.model, priority=job.priority)
+    return Submission(job, replayed=False)
+
+
+def _webhook_target(request: GenerationCreate, settings: Settings) -> tuple[str | None, list[str]]:
+    """The job's webhook URL (checked: it must resolve to addresses webhooks may reach) and event types."""
+    if request.webhook_url is None:
+        if request.webhook_events is not None:
+            raise InvalidField("webhook_events", "needs a webhook_url", request.webhook_events)
+        return None, []
+    try:
+        resolve_checked(request.webhook_url, Allowlist.parse(settings.webhook_allowlist))
+    except UnsafeWebhookURL as exc:
+        raise InvalidField("webhook_url", str(exc), request.webhook_url) from None
+    return request.webhook_url, [EventType(e).value for e in request.webhook_events or DEFAULT_WEBHOOK_EVENTS]
+
+
+def _fail_unsent(session: Session, job: Job, key: str | None) -> None:
+    """queued → failed for a job whose task the broker refused (unless it changed meanwhile)."""
+    failed = session.scalars(
+        update(Job).where(col(Job.id) == job.id, col(Job.status) == QUEUED)
+        .values(status=JobStatus.failed, error="queue unavailable at submit", finished_at=utcnow())
+        .returning(Job).execution_options(populate_existing=True)).first()
+    if key:
+        idempotency.forget(session, job.account_id, key)  # a retry with the key must try again
+    event = events.record(session, failed, EventType.failed) if failed is not None else None
+    session.commit()
+    events.publish(event)
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> Job:
+    """A queued job: queued → canceled at once (its task, when it comes, finds nothing to claim).
+    A running one: ``cancel_requested`` is set, and its worker stops at the next progress step.
+    ``JobFinished`` when the job is already terminal. Ownership is the caller's to check."""
+    job = session.scalars(
+        update(Job).where(col(Job.id) == job_id, col(Job.status) == QUEUED)
+        .values(status=JobStatus.canceled, cancel_requested=True, finished_at=utcnow(), error="canceled by request")
+        .returning(Job).execution_options(populate_existing=True)).first()
+    event = None
+    if job is not None:
+        event = events.record(session, job, EventType.canceled)
+    else:
+        job = session.scalars(
+            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING).values(cancel_requested=True)
+            .returning(Job).execution_options(populate_existing=True)).first()
+        if job is None:
+            session.rollback()
+            current = session.get(Job, job_id)
+            raise JobFinished(job_id, current.status if current is not None else "deleted")
+    session.commit()
+    events.publish(event)
+    return job
+
+
+# --- the worker's half -------------------------------------------------------------------------
+
+def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
+    """queued → running under a lease for ``worker`` (or running under an expired lease: its worker
+    died). None when the job is in any other state, or another delivery holds a live lease."""
+    now = utcnow()
+    with session_scope() as s:
+        job = s.scalars(
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .where((col(Job.status) == QUEUED) | ((col(Job.status) == RUNNING) & (col(Job.lease_expires_at) < now)))
+            .values(status=RUNNING, worker=worker, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    started_at=func.coalesce(col(Job.started_at), now), deliveries=col(Job.deliveries) + 1)
+            .returning(Job)
+        ).first()
+        event = events.record(s, job, EventType.started) if job is not None else None
+    events.publish(event)
+    return job
+
+
+def get(job_id: uuid.UUID) -> Job | None:
+    with session_scope() as s:
+        return s.get(Job, job_id)
+
+
+def heartbeat(job_id: uuid.UUID, worker: str, lease_seconds: int, progress: float | None = None) -> bool | None:
+    """Renew the lease (and store progress) while ``worker`` holds the running job. Returns
+    cancel_requested, or None when the lease was lost (the job is no longer this worker's)."""
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = func.greatest(col(Job.progress), progress)
+    with session_scope() as s:
+        row = s.exec(
+            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(**values).returning(col(Job.cancel_requested))
+        ).first()
+    return None if row is None else bool(row[0])
+
+
+def record_attempt(job_id: uuid.UUID, worker: str, attempt: dict[str, Any]) -> None:
+    """Append one generation attempt to the job's attempt log (while ``worker`` holds it)."""
+    with session_scope() as s:
+        job = s.scalars(update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+                        .values(attempts=col(Job.attempts) + 1, attempt_log=col(Job.attempt_log).op("||")([attempt]))
+                        .returning(Job)).first()
+        event = events.record(s, job, EventType.attempt, extra={"attempt": attempt}) if job is not None else None
+    events.publish(event)
+
+
+def succeed(job_id: uuid.UUID, worker: str, sound: Sound, kept_from_end: int | None = None) -> bool:
+    """running → succeeded, only while ``worker`` holds the job, with its sound inserted in the same
+    transaction. False (and no sound) when the job is not this worker's any more.
+    ``kept_from_end``: which attempt became the result, counted back from the last one logged
+    (0: the last); that attempt_log entry gets ``"kept": true``, the others ``false``."""
+    with session_scope() as s:
+        job = s.scalars(
+            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(status=JobStatus.succeeded, progress=1.0, finished_at=utcnow(), result_sound_id=sound.id,
+                    lease_expires_at=None, error=None)
+            .returning(Job)).first()
+        if job is None:
+            return False
+        s.add(sound)
+        log_entries = list(job.attempt_log or [])
+        if kept_from_end is not None and 0 <= kept_from_end < len(log_entries):
+            kept = len(log_entries) - 1 - kept_from_end
+            job.attempt_log = [dict(entry, kept=i == kept) if isinstance(entry, dict) else entry
+                               for i, entry in enumerate(log_entries)]
+        s.flush()
+        event = events.record(s, job, EventType.succeeded, sound=sound)
+    events.publish(event)
+    return True
+
+
+def finish(job_id: uuid.UUID, worker: str | None, status: JobStatus, error: str) -> bool:
+    """queued or running → failed or canceled (only while ``worker`` holds it, when one is given).
+    False when the job was in neither state (or not this worker's)."""
+    with session_scope() as s:
+        q = update(Job).where(col(Job.id) == job_id, col(Job.status).in_([RUNNING, QUEUED]))
+        if worker is not None:
+            q = q.where(col(Job.worker) == worker)
+        job = s.scalars(q.values(status=status, error=error[:2000], finished_at=utcnow(), lease_expires_at=None)
+                        .returning(Job)).first()
+        event = events.record(s, job, events.STATUS_EVENTS[status]) if job is not None else None
+    events.publish(event)
+    return job is not None
+
+
+def requeue_expired(limit: int = 50) -> list[Job]:
+    """running → queued for jobs whose worker stopped renewing its lease (it died); the caller
+    sends each again. Rows another sweeper is requeueing are skipped (SKIP LOCKED)."""
+    now = utcnow()
+    due = (select(col(Job.id)).where(col(Job.status) == RUNNING, col(Job.lease_expires_at) < now)
+           .order_by(col(Job.lease_expires_at)).limit(limit).with_for_update(skip_locked=True))
+    with session_scope() as s:
+        jobs = list(s.scalars(
+            update(Job).where(col(Job.id).in_(due.scalar_subquery()), col(Job.status) == RUNNING,
+                              col(Job.lease_expires_at) < now)
+            .values(status=QUEUED, worker=None, lease_expires_at=None).returning(Job)).all())
+        requeued = [events.record(s, job, EventType.queued) for job in jobs]
+    events.publish(*requeued)
+    return jobs
+
+
+def promote_aged(aging_seconds: float, limit: int = 500) -> list[tuple[uuid.UUID, str, int]]:
+    """Aging: raise each waiting job's queue priority by one per ``aging_seconds`` waited (up to 9).
+    Returns (id, model, new priority) of the jobs raised; the caller sends them again at that
+    priority (the older, lower message is skipped when it comes: the job is no longer queued).
+    Not a state change: no event."""
+    waited = func.extract("epoch", func.now() - col(Job.created_at))
+    effective = cast(func.least(9, col(Job.priority) + func.floor(waited / aging_seconds)), Integer)
+    with session_scope() as s:
+        due = select(col(Job.id)).where(col(Job.status) == QUEUED, effective > col(Job.queue_priority)).limit(limit)
+        rows = s.exec(update(Job).where(col(Job.id).in_(due), col(Job.status) == QUEUED,
+                                        effective > col(Job.queue_priority))
+                      .values(queue_priority=effective)
+                      .returning(col(Job.id), col(Job.model), col(Job.queue_priority))).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def next_for_model(model: str, other_models: list[str]) -> uuid.UUID | None:
+    """Model affinity: the best waiting job of ``model``, unless a job of another model this worker
+    serves waits at a strictly higher priority."""
+    with session_scope() as s:
+        best = s.exec(select(col(Job.id), col(Job.queue_priority))
+                      .where(col(Job.status) == QUEUED, col(Job.model) == model)
+                      .order_by(col(Job.queue_priority).desc(), col(Job.created_at)).limit(1)).first()
+        if best is None:
+            return None
+        if other_models and s.exec(select(col(Job.id)).where(
+                col(Job.status) == QUEUED, col(Job.model).in_(other_models),
+                col(Job.queue_priority) > best[1]).limit(1)).first():
+            return None
+        return best[0]
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+def page(session: Session, *, account_id: uuid.UUID | None, status: JobStatus | None = None,
+         model: ModelId | None = None, before: tuple[datetime, uuid.UUID] | None = None,
+         limit: int = 20) -> tuple[list[Job], dict[uuid.UUID, Sound], bool]:
+    """Jobs newest first (``account_id`` None: everyone's), older than the ``before`` cursor
+    (created_at, id). Returns (jobs, their result sounds by id, whether more follow)."""
+    q = select(Job)
+    if account_id is not None:
+        q = q.where(col(Job.account_id) == account_id)
+    if status:
+        q = q.where(col(Job.status) == status)
+    if model:
+        q = q.where(col(Job.model) == model)
+    if before:
+        created, ident = before
+        q = q.where(or_(col(Job.created_at) < created, and_(col(Job.created_at) == created, col(Job.id) < ident)))
+    jobs = list(session.exec(q.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)).all())
+    items, more = jobs[:limit], len(jobs) > limit
+    sound_ids = [j.result_sound_id for j in items if j.result_sound_id]
+    sounds = {s.id: s for s in session.exec(select(Sound).where(col(Sound.id).in_(sound_ids)))} if sound_ids else {}
+    return items, sounds, more
+
+
+def queue_depth(session: Session) -> list[tuple[str, int, int]]:
+    """Waiting jobs per (model, priority): (model, priority, count), highest priority first per model."""
+    rows = session.exec(select(col(Job.model), col(Job.priority), func.count()).where(col(Job.status) == QUEUED)
+                        .group_by(col(Job.model), col(Job.priority)).order_by(col(Job.model), col(Job.priority).desc()))
+    return [(m, p, n) for m, p, n in rows]
+
+
+def active_by_model(session: Session) -> list[tuple[str, JobStatus, int, datetime]]:
+    """Queued and running jobs per (model, status): (model, status, count, oldest created_at)."""
+    rows = session.exec(select(col(Job.model), col(Job.status), func.count(), func.min(col(Job.created_at)))
+                        .where(col(Job.status).in_([QUEUED, RUNNING])).group_by(col(Job.model), col(Job.status)))
+    return [(m, st, n, first) for m, st, n, first in rows]
