@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=10, description="Generation attempts per job (quality retries).")
     job_lease_seconds: int = Field(60, ge=5, description="A running job whose worker stops renewing this lease is recovered.")
     broker_visibility_timeout: int = Field(3600, ge=5, description="Seconds before an unacknowledged task is redelivered.")
+    reconcile_grace_seconds: float = Field(60.0, gt=0, description="A job queued this long whose broker message "
+                                           "is gone (Redis restarted empty, a task failed before its claim) "
+                                           "is sent again by the workers' sweep.")
     recovery_interval: int = Field(15, ge=1, description="How often a worker looks for jobs whose lease expired.")
     model_cache_size: int = Field(2, ge=1, description="Models a worker keeps loaded at once (LRU).")
 
