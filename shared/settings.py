@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     api_max_in_flight: int = Field(24, ge=0, description="Requests one API process works on at once (0: no limit).")
     api_max_queued: int = Field(64, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once.")
     api_queue_wait: float = Field(1.0, ge=0, description="Seconds a request may wait for a slot before a 503.")
+    api_key_cache_seconds: float = Field(5.0, ge=0, description="How long an API process remembers a valid key "
+                                         "(a revocation elsewhere applies within this; 0: look up every request).")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections a process keeps open.")
     db_max_overflow: int = Field(5, ge=0, description="Connections a process may open beyond db_pool_size.")
     db_pool_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a pooled connection before a 503.")
