@@ -162,7 +162,22 @@ def outage_response(request: Request, which: str, exc: BaseException) -> JSONRes
                    unavailable=which)
 
 
+def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot hold (a NUL character in a query parameter, an out-of-range
+    number) is the request's fault: 422, never a 500."""
+    from api.problems import problem
+
+    log.info("value refused by the database", error=f"{type(exc).__name__}: {exc}"[:300], path=request.url.path)
+    return problem(request, 422, "a value in the request cannot be stored or searched for (for example a NUL "
+                                 "character)", title="Validation failed")
+
+
 def install_outage_handlers(app: FastAPI) -> None:
+    import psycopg
+    import sqlalchemy.exc as sa
+
+    for data_error in (sa.DataError, psycopg.DataError):
+        app.add_exception_handler(data_error, _data_error)
     for exc_class in _database_errors():
         app.add_exception_handler(exc_class, lambda request, exc: outage_response(request, "database", exc))
     for exc_class in _redis_errors():
