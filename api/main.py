@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
-from api.resilience import Admission, DeclaredBodyLimit
+from api.resilience import Admission, DeclaredBodyLimit, problem_responses
 from api.routes import admin, events, generations, health, jobs, models, sounds, speech, voices, webhooks
 from shared.infra.logging import configure_logging
 from shared.settings import get_settings
@@ -88,7 +88,7 @@ def create_app() -> FastAPI:
         deps = [Depends(current_principal), rate_limit(route_class)]
         if admin_only:
             deps.append(Depends(require_admin))
-        app.include_router(router, dependencies=deps)
+        app.include_router(router, dependencies=deps, responses=problem_responses(admin=admin_only))
     app.include_router(health.router)
     _metrics_route(app)
     _request_context(app)

@@ -199,3 +199,27 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
         if any(route.matches(probe)[0] == Match.FULL for route in routes):
             allowed.append(method)
     return [*allowed, "OPTIONS"]
+
+
+# --- what every route may answer, for the OpenAPI document ------------------------------------------
+
+def problem_responses(*, admin: bool = False, body: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers every authenticated route can give, documented on each operation."""
+    from shared.domain.schemas import Problem
+
+    def doc(description: str) -> dict[str, Any]:
+        return {"model": Problem, "description": description,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+    out: dict[int | str, dict[str, Any]] = {
+        401: doc("No API key, or one that is not valid (WWW-Authenticate: Bearer)"),
+        422: doc("A parameter or body field is invalid; `errors` names each"),
+        429: doc("Rate limit or tier limit reached; see Retry-After and RateLimit-* headers"),
+        503: doc("At capacity (`unavailable`: capacity), or PostgreSQL / Redis unreachable (`unavailable`: "
+                 "database / redis); see Retry-After"),
+    }
+    if admin:
+        out[403] = doc("The route is for admin keys")
+    if body:
+        out[413] = doc("The request body is larger than SOUNDBOX_MAX_BODY_BYTES")
+    return out
