@@ -175,7 +175,8 @@ def postprocess(audio: GeneratedAudio, params: JobParams, settings: Settings) ->
                     duration=samples.shape[-1] / sr, sample_rate=sr, channels=samples.shape[0])
 
 
-def store_sound(store: ObjectStore, job: Job, params: JobParams, rendered: Rendered, report: QualityReport) -> Sound:
+def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: QualityReport) -> Sound:
+    params = JobParams.from_row(job.params)
     sound_id = uuid.uuid4()
     audio_key, spectrogram_key = sound_keys(str(sound_id))
     store.put(audio_key, rendered.wav, "audio/wav")
@@ -219,7 +220,7 @@ def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: d
             best, attempts = generate_until_good(engine, spec, params, settings, monitor)
             rendered = postprocess(best.audio, params, settings)
             monitor.set_progress(0.97)
-            sound = store_sound(store, job, params, rendered, best.report)
+            sound = store_sound(store, job, rendered, best.report)
             monitor.check()
         if not jobs.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
             store.delete(sound.audio_key)

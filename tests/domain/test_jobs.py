@@ -27,9 +27,17 @@ WEBHOOK = "http://127.0.0.1:9/hook"  # never called: these tests only look at th
 
 
 @pytest.fixture
-def account(database, redis_client) -> Account:
+def account(database, redis_client):
+    """A fresh account; its jobs still queued or running afterwards are canceled, so no worker
+    of a later test recovers and runs them."""
     with session_scope() as s:
-        return create_account_with_key(s, f"jobs-{uuid.uuid4().hex[:8]}", "creator").account
+        account = create_account_with_key(s, f"jobs-{uuid.uuid4().hex[:8]}", "creator").account
+    yield account
+    with session_scope() as s:
+        left = s.exec(select(Job.id).where(col(Job.account_id) == account.id,
+                                           col(Job.status).in_([JobStatus.queued, JobStatus.running]))).all()
+    for job_id in left:
+        jobs.finish(job_id, None, JobStatus.canceled, "test over")
 
 
 def new_job(account: Account, *, status: JobStatus = JobStatus.queued, worker: str | None = None,
@@ -259,7 +267,7 @@ def _submit(account: Account, settings: Settings | None = None, key: str | None 
     request = GenerationCreate.model_validate({"model": "music", "prompt": "calm piano", "duration": 2, **body})
     with Session(get_engine(), expire_on_commit=False) as s:
         return jobs.submit(session=s, account=account, request=request, catalog=get_catalog(settings),
-                           settings=settings, idempotency_key=key, enqueue=lambda *_: None)
+                           settings=settings, idempotency_key=key)
 
 
 def test_submit_stores_typed_params_and_the_queued_event(account, redis_client):

@@ -133,7 +133,7 @@ def test_no_good_attempt_keeps_the_best_and_says_it_was_accepted_anyway(claimed,
     # Stored and finished as the pipeline does it: the job says which attempt was kept.
     store = get_store(settings.model_copy(update={"storage_dir": tmp_path}))
     params = JobParams.from_row(job.params)
-    sound = store_sound(store, job, params, postprocess(best.audio, params, settings), best.report)
+    sound = store_sound(store, job, postprocess(best.audio, params, settings), best.report)
     assert jobs.succeed(job.id, worker, sound, kept_from_end=len(entries) - best.attempt)
     with session_scope() as s:
         shown = job_out(stored_job(job.id), s.get(Sound, sound.id))
