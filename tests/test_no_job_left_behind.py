@@ -112,3 +112,38 @@ def test_redis_crash_with_jobs_at_every_priority(database, tmp_path, persistent)
         api.terminate()
         api.wait(10)
         own.stop()
+
+
+def test_worker_sigkilled_mid_job_repeatedly(client, workers, idle_queues):
+    """Three workers in a row are SIGKILLed while a job runs; the fourth finishes the rest. Every
+    job ends succeeded exactly once (one result), none failed, none stuck."""
+    from tests.conftest import submit, wait_running
+
+    # max_attempts also caps deliveries: 4 lets one job survive all three kills
+    env = {"SOUNDBOX_MAX_ATTEMPTS": "4", "SOUNDBOX_RECONCILE_GRACE_SECONDS": "3"}
+    job_ids = [submit(client, duration=4, priority=p) for p in (9, 0)]
+    for _ in range(3):
+        worker = workers.start(queues="music", env=env, timeout=300)
+        running = None
+        deadline = time.monotonic() + 300
+        while running is None and time.monotonic() < deadline:  # whichever job it took
+            for job_id in job_ids:
+                job = client.get(f"/v1/jobs/{job_id}").json()
+                if job["status"] == "running" and job["progress"] > 0:
+                    running = job_id
+                    break
+            time.sleep(0.1)
+        assert running is not None, "no job ran"
+        wait_running(client, running)
+        workers.kill(worker)  # SIGKILL mid-job: no ack, no cleanup
+    workers.start(queues="music", env=env, timeout=300)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if all(status in ("succeeded", "failed", "canceled") for status, _ in _outcome(job_ids).values()):
+            break
+        time.sleep(1)
+    outcome = _outcome(job_ids)
+    succeeded = [j for j, (status, n) in outcome.items() if status == "succeeded" and n == 1]
+    stuck = [j for j, (status, _) in outcome.items() if status in ("queued", "running")]
+    print(f"after 3 SIGKILLs: succeeded once {len(succeeded)}, stuck {len(stuck)}, all {outcome}")
+    assert len(succeeded) == len(job_ids) and not stuck, outcome
