@@ -58,10 +58,13 @@ def cached_account_for_key(session, secret: str, ttl: float) -> Account | None:
         account = _key_cache.get(digest)
     if account is not None:
         return account
-    account = account_for_key(session, secret)
-    if account is not None:
-        with _key_cache_lock:
-            _key_cache[digest] = account
+    found = account_for_key(session, secret)
+    if found is None:
+        return None
+    # a copy bound to no session: a rollback in some later request cannot expire what is shared
+    account = Account(**found.model_dump())
+    with _key_cache_lock:
+        _key_cache[digest] = account
     return account
 
 
