@@ -3,16 +3,18 @@ and per-key rate limits by route class."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
 import structlog
+from cachetools import TTLCache
 from fastapi import Depends, Request
 
 from api.deps import RedisDep, SessionDep, SettingsDep
 from api.problems import ProblemException
-from shared.domain.accounts import account_for_key, anonymous_account
+from shared.domain.accounts import account_for_key, anonymous_account, hash_key
 from shared.domain.models import Account
 from shared.infra.ratelimit import TokenBucket
 
@@ -36,13 +38,49 @@ def _unauthorized(detail: str) -> ProblemException:
     return ProblemException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="soundbox"'})
 
 
+_KEY_CACHE_SIZE = 10_000
+_key_cache: TTLCache | None = None
+_key_cache_lock = threading.Lock()
+
+
+def cached_account_for_key(session, secret: str, ttl: float) -> Account | None:
+    """``account_for_key``, remembered for ``ttl`` seconds per key (0: not at all), so a busy key
+    costs one database round trip per ``ttl``, not one per request. Only live keys are
+    remembered; a revocation through this process applies at once (:func:`forget_keys`), one
+    through another process or the CLI within ``ttl``."""
+    global _key_cache
+    if ttl <= 0:
+        return account_for_key(session, secret)
+    digest = hash_key(secret)
+    with _key_cache_lock:
+        if _key_cache is None or _key_cache.ttl != ttl:
+            _key_cache = TTLCache(maxsize=_KEY_CACHE_SIZE, ttl=ttl)
+        account = _key_cache.get(digest)
+    if account is not None:
+        return account
+    found = account_for_key(session, secret)
+    if found is None:
+        return None
+    # a copy bound to no session: a rollback in some later request cannot expire what is shared
+    account = Account(**found.model_dump())
+    with _key_cache_lock:
+        _key_cache[digest] = account
+    return account
+
+
+def forget_keys() -> None:
+    with _key_cache_lock:
+        if _key_cache is not None:
+            _key_cache.clear()
+
+
 def current_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("the Authorization header must be 'Bearer <api key>'")
-        account = account_for_key(session, token.strip())
+        account = cached_account_for_key(session, token.strip(), settings.api_key_cache_seconds)
         if account is None:
             raise _unauthorized("this API key is not valid or has been revoked")
         principal = Principal(account, token.strip()[:12])

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from shared.domain.catalog import ModelSpec, get_catalog
@@ -17,8 +18,14 @@ from shared.infra.storage import ObjectStore, get_store
 
 
 def get_session() -> Iterator[Session]:
-    with Session(get_engine(), expire_on_commit=False) as session:
+    session = Session(get_engine(), expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except SQLAlchemyError:  # the connection died after the answer was sent: SQLAlchemy discards it
+            pass
 
 
 @lru_cache

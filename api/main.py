@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
+from api.resilience import Admission, DeclaredBodyLimit, problem_responses
 from api.routes import (
     admin,
     events,
@@ -95,22 +96,32 @@ def _request_context(app: FastAPI) -> None:
         return response
 
 
+class _App(FastAPI):
+    def build_middleware_stack(self):  # a declared oversize body is refused outside everything else
+        return DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes)
+
+
 def create_app() -> FastAPI:
     configure_logging("api")
-    app = FastAPI(title="Sound Box", version="0.1.0", description=DESCRIPTION)
+    app = _App(title="Sound Box", version="0.1.0", description=DESCRIPTION,
+               max_body_size=get_settings().max_body_bytes or None)  # 413 before a larger body is read
     problems.install(app)
     for router, route_class, admin_only in ROUTES:
         deps = [Depends(current_principal), rate_limit(route_class)]
         if admin_only:
             deps.append(Depends(require_admin))
-        app.include_router(router, dependencies=deps)
+        app.include_router(router, dependencies=deps, responses=problem_responses(admin=admin_only))
     for router, route_class in OPEN_ROUTES:
-        app.include_router(router, dependencies=[rate_limit(route_class, optional=True)])
+        app.include_router(router, dependencies=[rate_limit(route_class, optional=True)],
+                           responses=problem_responses(admin=False))
     app.include_router(health.router)
     _metrics_route(app)
     app.mount("/", StaticFiles(directory=STUDIO_DIR, html=True), name="studio")  # the web studio, last
     _request_context(app)
-    origins = get_settings().cors_origins
+    settings = get_settings()
+    app.add_middleware(Admission, max_in_flight=settings.api_max_in_flight, max_queued=settings.api_max_queued,
+                       queue_wait=settings.api_queue_wait)
+    origins = settings.cors_origins
     if origins:  # browser frontends on other origins
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
                            expose_headers=["Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",

@@ -16,6 +16,10 @@ REGISTRY = CollectorRegistry()
 REQUESTS = Counter("soundbox_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
 LATENCY = Histogram("soundbox_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
                     registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+SHED = Counter("soundbox_http_shed_total", "Requests refused with 503 because the process was at capacity",
+               registry=REGISTRY)
+OUTAGES = Counter("soundbox_dependency_unavailable_total", "Requests answered 503 because PostgreSQL or Redis "
+                  "was unreachable or busy", ["dependency"], registry=REGISTRY)
 
 
 class QueueCollector:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.domain import idempotency
@@ -26,11 +26,23 @@ class ProblemException(Exception):
         self.title = title or HTTPStatus(status).phrase
 
 
+class ProblemResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (UnicodeEncodeError, ValueError):  # a lone surrogate echoed from the request: escape it
+            import json
+
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
 def problem(request: Request, status: int, detail: str | None, title: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
             "detail": detail, "instance": request.url.path, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return ProblemResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def field_error(field: str, message: str, value: Any = None) -> RequestValidationError:
@@ -89,9 +101,20 @@ def install(app: FastAPI) -> None:
         return problem(request, 409, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _on_http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(request, exc.status_code, str(exc.detail) if exc.detail else None,
-                       headers=getattr(exc, "headers", None))
+    async def _on_http(request: Request, exc: HTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Allow lists every method of the path, not one route's
+            from api.resilience import allowed_methods
+
+            allow = ", ".join(allowed_methods(request.app, request.scope))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers = {**(headers or {}), "Allow": allow}
+        return problem(request, exc.status_code, str(exc.detail) if exc.detail else None, headers=headers)
+
+    from api.resilience import install_outage_handlers
+
+    install_outage_handlers(app)
 
     @app.exception_handler(StoreUnavailable)
     async def _on_store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:

@@ -15,13 +15,13 @@ from api.problems import problem
 from shared.infra.storage import ObjectStore
 from shared.settings import get_settings
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII)
 
 
 def _parse(header: str, size: int) -> tuple[int, int] | None:
     """(start, end) inclusive, or None when the range cannot be satisfied."""
     m = _RANGE.match(header.strip())
-    if not m or (m.group(1) == "" and m.group(2) == ""):
+    if not m:
         return None
     if m.group(1) == "":  # suffix: the last N bytes
         n = int(m.group(2))
@@ -60,7 +60,9 @@ def serve_object(request: Request, store: ObjectStore, key: str, media_type: str
     size = store.size(key)
     base = {"Accept-Ranges": "bytes", **(headers or {})}
     header = request.headers.get("range")
-    if header and "," not in header:  # multi-range requests are answered with the whole object
+    # Multi-range requests, other units (items=0-1) and malformed ranges are ignored (RFC 9110
+    # 14.2): the whole object, 200. Only a well-formed byte range outside the object gets 416.
+    if header and "," not in header and _RANGE.match(header.strip()) and header.strip() != "bytes=-":
         span = _parse(header, size)
         if span is None:
             return problem(request, 416, f"range {header!r} not satisfiable for {size} bytes",

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=10, description="Generation attempts per job (quality retries).")
     job_lease_seconds: int = Field(60, ge=5, description="A running job whose worker stops renewing this lease is recovered.")
     broker_visibility_timeout: int = Field(3600, ge=5, description="Seconds before an unacknowledged task is redelivered.")
+    reconcile_grace_seconds: float = Field(60.0, gt=0, description="A job queued this long whose broker message "
+                                           "is gone (Redis restarted empty, a task failed before its claim) "
+                                           "is sent again by the workers' sweep.")
     recovery_interval: int = Field(15, ge=1, description="How often a worker looks for jobs whose lease expired.")
 
     # Model memory (worker/memory.py): what a worker may load beside other programs on its device
@@ -134,6 +137,17 @@ class Settings(BaseSettings):
 
     # HTTP
     cors_origins: list[str] = []
+    # Load and faults (api/resilience.py, shared/infra/db.py)
+    max_body_bytes: int = Field(1_000_000, ge=0, description="Request bodies larger than this get 413 (0: no limit).")
+    api_max_in_flight: int = Field(24, ge=0, description="Requests one API process works on at once (0: no limit).")
+    api_max_queued: int = Field(64, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once.")
+    api_queue_wait: float = Field(1.0, ge=0, description="Seconds a request may wait for a slot before a 503.")
+    api_key_cache_seconds: float = Field(5.0, ge=0, description="How long an API process remembers a valid key "
+                                         "(a revocation elsewhere applies within this; 0: look up every request).")
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections a process keeps open.")
+    db_max_overflow: int = Field(5, ge=0, description="Connections a process may open beyond db_pool_size.")
+    db_pool_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a pooled connection before a 503.")
+    db_connect_timeout: int = Field(3, ge=1, description="Seconds to wait for PostgreSQL to accept a connection.")
     numba_cache_dir: Path = Path("var/cache/numba")
 
     @field_validator("storage_dir", "models_dir", "numba_cache_dir")

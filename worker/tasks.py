@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 import uuid
 from functools import lru_cache
+from typing import Any
 
 import structlog
 from celery import signals
 
-from shared.domain import jobs
+from shared.domain import jobs, reconcile
 from shared.domain.catalog import get_catalog
-from shared.infra import registry
-from shared.infra.celery_app import GENERATE_TASK, celery_app, enqueue_job
+from shared.infra import broker, registry
+from shared.infra.celery_app import GENERATE_TASK, QUEUES, celery_app, enqueue_job
 from shared.infra.storage import get_store
 from shared.settings import get_settings
 from worker import metrics
@@ -35,6 +36,7 @@ class WorkerRuntime:
         self.queues: list[str] = []
         self.consuming = False  # Celery takes tasks (set when the worker is ready)
         self._started = False
+        self._redis: Any = None
 
     def start_background(self, queues: list[str]) -> None:
         if self._started:
@@ -69,6 +71,7 @@ class WorkerRuntime:
                 self.announce()
                 self.recover_expired()
                 self.promote_aged()
+                self.resend_stranded()
             except Exception as exc:  # keep the loop alive through outages
                 log.warning("background duty failed", error=str(exc))
             self.presence.stopped.wait(interval)
@@ -102,6 +105,20 @@ class WorkerRuntime:
         """Aging: send waiting jobs again at their raised priority."""
         for job_id, model, priority in jobs.promote_aged(self.settings.aging_seconds):
             enqueue_job(str(job_id), self.catalog[model].queue, priority)
+
+    def resend_stranded(self) -> None:
+        """No job left behind: send again queued jobs whose broker message is gone (shared/domain/reconcile.py)."""
+        present = broker.pending_task_ids(self.presence_redis(), QUEUES)
+        for job_id, model, priority in reconcile.stranded(present, self.settings.reconcile_grace_seconds):
+            log.warning("re-sending queued job whose message is gone", job_id=str(job_id), priority=priority)
+            enqueue_job(str(job_id), self.catalog[model].queue, priority)
+
+    def presence_redis(self):
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return self._redis
 
     def recover_expired(self) -> None:
         """Requeue running jobs whose worker died (lease expired) so another delivery runs them."""

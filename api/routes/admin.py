@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.auth import forget_keys
 from api.deps import RedisDep, SessionDep
 from api.problems import ProblemException
 from shared.domain import jobs
@@ -60,4 +61,5 @@ def revoke(key_ref: str, session: SessionDep) -> KeyOut:
     if key is None:
         raise ProblemException(404, f"no key {key_ref}")
     session.commit()
+    forget_keys()  # this process stops accepting it at once; others within SOUNDBOX_API_KEY_CACHE_SECONDS
     return KeyOut(**_key_out(key, session.get(Account, key.account_id)))

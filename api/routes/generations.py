@@ -13,6 +13,8 @@ from api import idempotency, live
 from api.auth import CurrentPrincipal
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
+from api.resilience import release_admission
+from api.speech import check_job_voice
 from shared.domain import jobs
 from shared.domain.models import TERMINAL_STATUSES
 from shared.domain.schemas import GenerationCreate, JobOut
@@ -28,7 +30,7 @@ def prefer_wait(header: str | None) -> int | None:
         if name.strip().lower() != "wait":
             continue
         value = value.strip().strip('"')
-        if not value.isdigit() or int(value) > MAX_WAIT:
+        if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > MAX_WAIT:
             raise RequestValidationError([{"type": "value_error", "loc": ("header", "Prefer"), "input": header,
                                            "msg": f"wait must be whole seconds from 0 to {MAX_WAIT}"}])
         return int(value)
@@ -55,6 +57,8 @@ async def create_generation(
     `GET /v1/jobs/{id}/events`, or give a `webhook_url`. The priority is clamped into the caller's tier range."""
     wait = prefer_wait(prefer)
     key = idempotency.check_key(idempotency_key)
+    if not catalog[body.model].uses_duration:  # a voice job's voice must exist now, not fail at run time
+        await run_in_threadpool(check_job_voice, settings, body.voice)
     submission = await run_in_threadpool(jobs.submit, session=session, account=principal.account, request=body,
                                          catalog=catalog, settings=settings, idempotency_key=key)
     job, replayed = submission.job, submission.replayed
@@ -65,6 +69,8 @@ async def create_generation(
     sound = None
     if wait is not None or replayed:
         if wait and job.status not in TERMINAL_STATUSES:
+            release_admission(request)  # waiting holds no database connection: free the slot
+
             async def finished() -> bool:
                 row = await run_in_threadpool(live.job_row, job.id)
                 return row is not None and row[0].status in TERMINAL_STATUSES

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -14,15 +13,10 @@ from shared.domain.catalog import ModelId
 from shared.domain.models import JobStatus
 from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES, check_tier
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+from shared.domain.text import check_identifier, clean_text
 
-
-def _clean_text(v: Any) -> Any:
-    """Strip control characters (newlines and tabs survive) and surrounding white space."""
-    return _CONTROL.sub("", v).strip() if isinstance(v, str) else v
-
-
-CleanText = Annotated[str, BeforeValidator(_clean_text)]
+CleanText = Annotated[str, BeforeValidator(clean_text)]  # rules in shared/domain/text.py
+Identifier = Annotated[str, BeforeValidator(check_identifier)]
 PROMPT_MAX = 500
 SPEECH_MAX = 5000
 DEFAULT_DURATION = 8.0
@@ -68,17 +62,18 @@ class GenerationCreate(BaseModel):
         min_length=3, max_length=SPEECH_MAX,
         description=f"What to generate, 3-{PROMPT_MAX} characters; for voice the text to speak, up to {SPEECH_MAX}.")
     duration: float | None = Field(
-        None, gt=0, description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.")
-    loopable: bool = Field(False, description="Crossfade the end into the start so the clip loops seamlessly.")
-    priority: int = Field(5, ge=0, le=9, description="0-9, higher runs first.")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Random seed; random when omitted.")
-    voice: str | None = Field(None, min_length=1, max_length=128, description="Piper voice id (voice model only).")
+        None, gt=0, strict=True, description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.")
+    loopable: bool = Field(False, strict=True, description="Crossfade the end into the start so the clip loops seamlessly.")
+    priority: int = Field(5, ge=0, le=9, strict=True, description="0-9, higher runs first.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True, description="Random seed; random when omitted.")
+    voice: Identifier | None = Field(None, min_length=1, max_length=128,
+                                     description="Piper voice id from GET /v1/voices (voice model only).")
     # Sampling controls (shared/domain/sampling.py has the per-model defaults and bounds; GET /v1/models shows them)
-    top_k: int | None = Field(None, ge=0, description="Sample among the k most likely tokens (0: no limit).")
-    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling threshold (0: off; overrides top_k).")
-    temperature: float | None = Field(None, ge=0, description="Softmax temperature (MAGNeT: the initial one).")
-    cfg_coef: float | None = Field(None, ge=0, description="Classifier-free guidance strength.")
-    decoding_steps: list[int] | None = Field(None, min_length=1, max_length=16,
+    top_k: int | None = Field(None, ge=0, strict=True, description="Sample among the k most likely tokens (0: no limit).")
+    top_p: float | None = Field(None, ge=0, le=1, strict=True, description="Nucleus sampling threshold (0: off; overrides top_k).")
+    temperature: float | None = Field(None, ge=0, strict=True, description="Softmax temperature (MAGNeT: the initial one).")
+    cfg_coef: float | None = Field(None, ge=0, strict=True, description="Classifier-free guidance strength.")
+    decoding_steps: list[int] | None = Field(None, min_length=1, max_length=16, strict=True,
                                              description="MAGNeT only: decoding steps per codebook.")
     webhook_url: str | None = Field(
         None, max_length=WEBHOOK_URL_MAX,
@@ -354,19 +349,19 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 class VoiceRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Identifier = Field(min_length=1, max_length=128)
 
 
 class SpeechCreate(BaseModel):
     """OpenAI's `POST /v1/audio/speech` body, plus Piper's own options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: Literal["piper", "tts-1", "tts-1-hd"] = Field(
         description="piper; tts-1 and tts-1-hd are accepted as aliases (all speak with Piper).")
     input: CleanText = Field(min_length=1, max_length=SPEECH_MAX,
                              description=f"The text to speak, up to {SPEECH_MAX} characters.")
-    voice: str | VoiceRef | None = Field(
+    voice: Identifier | VoiceRef | None = Field(
         None, description="A Piper voice id from GET /v1/voices (or {\"id\": ...}); OpenAI's names "
                           "(alloy, echo, fable, onyx, nova, shimmer, ...) and omission mean the default voice.")
     response_format: Literal["wav", "mp3", "flac", "opus", "pcm"] = Field(
@@ -431,7 +426,7 @@ def _clean_tags(v: Any) -> Any:
     for tag in v:
         if not isinstance(tag, str):
             raise ValueError("each tag must be a string")
-        tag = " ".join(_CONTROL.sub("", tag).split()).lower()
+        tag = " ".join(clean_text(tag).split()).lower()
         if not 1 <= len(tag) <= TAG_MAX:
             raise ValueError(f"each tag must be 1-{TAG_MAX} characters")
         if tag not in out:

@@ -50,6 +50,17 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.170.2",  # AWS ECS task metadata
     "100.100.100.200",  # Alibaba Cloud
 ))
+# Ranges that are not public although Python's ``ipaddress`` may call them global (its tables lag
+# the IANA registries): refused like any other non-public address.
+NOT_PUBLIC_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "fec0::/10",  # IPv6 site-local (deprecated by RFC 3879, still routed inside sites)
+    "3fff::/20",  # IPv6 documentation (RFC 9637)
+    "5f00::/16",  # SRv6 SIDs (RFC 9602)
+    "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation (RFC 8215)
+    "100::/64",  # discard-only (RFC 6666)
+    "2001::/23",  # IETF protocol assignments (Teredo handled through the embedded address)
+))
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64: the IPv4 address is the last 32 bits
 
 
 # --- secrets and signatures -----------------------------------------------------------------------
@@ -174,6 +185,8 @@ def _embedded_ipv4(address: IPAddress) -> IPAddress:
             return address.sixtofour
         if address.teredo is not None:
             return address.teredo[1]
+        if address in NAT64_PREFIX:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -193,7 +206,9 @@ def forbidden_reason(address: IPAddress) -> str | None:
             return "the unspecified address"
         if a.is_private:
             return "a private address"
-        if a.is_reserved or not a.is_global:
+        if isinstance(a, ipaddress.IPv6Address) and a.is_site_local:
+            return "a site-local address"
+        if a.is_reserved or not a.is_global or any(a.version == n.version and a in n for n in NOT_PUBLIC_NETWORKS):
             return "not a public address"
     return None
 
