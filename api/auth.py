@@ -135,8 +135,7 @@ def rate_limit(route_class: str, optional: bool = False):
     def charge(request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
         _charge(request, principal.key, route_class, settings, redis)
 
-    def charge_optional(request: Request, principal: OptionalPrincipal, settings: SettingsDep,
-                        redis: RedisDep) -> None:
+    def charge_optional(request: Request, principal: OptionalPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
         host = request.client.host if request.client else "unknown"
         _charge(request, principal.key if principal else f"anon:{host}", route_class, settings, redis)
 
@@ -153,5 +152,8 @@ def _charge(request: Request, key: str, route_class: str, settings, redis) -> No
     request.state.rate_limit_headers = result.headers()
     if not result.allowed:
         raise ProblemException(
-            429, f"rate limit exceeded for {route_class} requests: {limit} per {per} s per key",
-            title="Too Many Requests", headers={**result.headers(), "Retry-After": str(result.retry_after)})
+            429,
+            f"rate limit exceeded for {route_class} requests: {limit} per {per} s per key",
+            title="Too Many Requests",
+            headers={**result.headers(), "Retry-After": str(result.retry_after)},
+        )

@@ -13,8 +13,8 @@ from sqlmodel import Session
 
 from shared.domain.catalog import ModelSpec, get_catalog
 from shared.infra.db import get_engine
-from shared.settings import Settings, get_settings
 from shared.infra.storage import ObjectStore, get_store
+from shared.settings import Settings, get_settings
 
 
 def get_session() -> Iterator[Session]:

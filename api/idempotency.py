@@ -18,6 +18,14 @@ def check_key(raw: str | None) -> str | None:
         return None
     key = raw.strip()
     if not _KEY.match(key):
-        raise RequestValidationError([{"type": "value_error", "loc": ("header", HEADER), "input": raw,
-                                       "msg": "must be 1-255 visible ASCII characters (a UUID is a good key)"}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", HEADER),
+                    "input": raw,
+                    "msg": "must be 1-255 visible ASCII characters (a UUID is a good key)",
+                }
+            ]
+        )
     return key

@@ -12,12 +12,11 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-
 from sqlmodel import Session
 
-from shared.infra.db import get_engine
 from shared.domain.events import TERMINAL_EVENTS, channel, stream_key
 from shared.domain.models import Job, Sound
+from shared.infra.db import get_engine
 
 DB_LOOK_EVERY = 5.0  # seconds between database looks while following a job
 
@@ -93,8 +92,7 @@ class JobEvents:
         return bool(await self.read(after))
 
 
-async def wait_for_terminal(redis_url: str, job_id, seconds: float,
-                            finished: Callable[[], Awaitable[bool]]) -> bool:
+async def wait_for_terminal(redis_url: str, job_id, seconds: float, finished: Callable[[], Awaitable[bool]]) -> bool:
     """Wait up to ``seconds`` for the job's terminal event. ``finished`` (a database look) is asked
     every few seconds, and twice a second when Redis cannot be read, so a lost event only delays."""
     deadline = anyio.current_time() + seconds

@@ -88,8 +88,13 @@ def _request_context(app: FastAPI) -> None:
             metrics.REQUESTS.labels(request.method, template, str(response.status_code)).inc()
             metrics.LATENCY.labels(request.method, template).observe(elapsed)
             if template != "/metrics" and not template.startswith("/healthz"):
-                log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                         ms=round(elapsed * 1000, 1))
+                log.info(
+                    "request",
+                    method=request.method,
+                    path=request.url.path,
+                    status=response.status_code,
+                    ms=round(elapsed * 1000, 1),
+                )
         response.headers["X-Request-ID"] = request_id
         for name, value in getattr(request.state, "rate_limit_headers", {}).items():
             response.headers.setdefault(name, value)
@@ -103,8 +108,9 @@ class _App(FastAPI):
 
 def create_app() -> FastAPI:
     configure_logging("api")
-    app = _App(title="Sound Box", version="0.1.0", description=DESCRIPTION,
-               max_body_size=get_settings().max_body_bytes or None)  # 413 before a larger body is read
+    app = _App(
+        title="Sound Box", version="0.1.0", description=DESCRIPTION, max_body_size=get_settings().max_body_bytes or None
+    )  # 413 before a larger body is read
     problems.install(app)
     for router, route_class, admin_only in ROUTES:
         deps = [Depends(current_principal), rate_limit(route_class)]
@@ -112,20 +118,37 @@ def create_app() -> FastAPI:
             deps.append(Depends(require_admin))
         app.include_router(router, dependencies=deps, responses=problem_responses(admin=admin_only))
     for router, route_class in OPEN_ROUTES:
-        app.include_router(router, dependencies=[rate_limit(route_class, optional=True)],
-                           responses=problem_responses(admin=False))
+        app.include_router(
+            router, dependencies=[rate_limit(route_class, optional=True)], responses=problem_responses(admin=False)
+        )
     app.include_router(health.router)
     _metrics_route(app)
     app.mount("/", StaticFiles(directory=STUDIO_DIR, html=True), name="studio")  # the web studio, last
     _request_context(app)
     settings = get_settings()
-    app.add_middleware(Admission, max_in_flight=settings.api_max_in_flight, max_queued=settings.api_max_queued,
-                       queue_wait=settings.api_queue_wait)
+    app.add_middleware(
+        Admission,
+        max_in_flight=settings.api_max_in_flight,
+        max_queued=settings.api_max_queued,
+        queue_wait=settings.api_queue_wait,
+    )
     origins = settings.cors_origins
     if origins:  # browser frontends on other origins
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
-                           expose_headers=["Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
-                                           "RateLimit-Reset", "X-Request-ID", "Content-Range"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "Location",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "X-Request-ID",
+                "Content-Range",
+            ],
+        )
     return app
 
 

@@ -23,8 +23,7 @@ def owned_job(session: Session, job_id: uuid.UUID, principal: Principal) -> Job:
     return job
 
 
-def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal,
-                settings: SettingsDep) -> Sound:
+def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal, settings: SettingsDep) -> Sound:
     """The sound, when the caller may read it: the owner and admins always; anyone with the id when it
     is unlisted or public (without a key unless SOUNDBOX_LIBRARY_REQUIRES_KEY). Another account's
     private sound is as good as absent (404); a deleted sound answers 410 Gone to its owner."""
@@ -35,8 +34,11 @@ def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: OptionalPri
             signed_in(principal)  # 401
         if sound.deleted_at is not None:
             if owner:
-                raise ProblemException(410, f"sound {sound_id} was deleted at {sound.deleted_at.isoformat()}",
-                                       deleted_at=sound.deleted_at.isoformat())
+                raise ProblemException(
+                    410,
+                    f"sound {sound_id} was deleted at {sound.deleted_at.isoformat()}",
+                    deleted_at=sound.deleted_at.isoformat(),
+                )
         else:
             return sound
     signed_in(principal)  # without a key: 401, whether or not the sound exists

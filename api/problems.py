@@ -20,8 +20,9 @@ STORE_RETRY_AFTER_SECONDS = 5
 
 
 class ProblemException(Exception):
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self, status: int, detail: str, *, title: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ):
         self.status, self.detail, self.headers, self.extra = status, detail, headers, extra
         self.title = title or HTTPStatus(status).phrase
 
@@ -38,10 +39,22 @@ class ProblemResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
-def problem(request: Request, status: int, detail: str | None, title: str | None = None,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
-            "detail": detail, "instance": request.url.path, **extra}
+def problem(
+    request: Request,
+    status: int,
+    detail: str | None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
     return ProblemResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -63,8 +76,9 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
             field, msg = "body", f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
         else:
             field, msg = _field_name(loc), e.get("msg", "invalid value")
-        errors.append({"field": field, "location": str(loc[0]) if loc else "body", "message": msg,
-                       "type": e.get("type")})
+        errors.append(
+            {"field": field, "location": str(loc[0]) if loc else "body", "message": msg, "type": e.get("type")}
+        )
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(request, 422, detail, title="Validation failed", errors=errors)
 
@@ -85,8 +99,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LimitReached)
     async def _on_limit(request: Request, exc: LimitReached) -> JSONResponse:
-        return problem(request, 503 if exc.capacity else 429, exc.detail, headers={"Retry-After": str(exc.retry_after)},
-                       limit=exc.limit)
+        return problem(
+            request,
+            503 if exc.capacity else 429,
+            exc.detail,
+            headers={"Retry-After": str(exc.retry_after)},
+            limit=exc.limit,
+        )
 
     @app.exception_handler(QueueUnavailable)
     async def _on_queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:
@@ -121,8 +140,13 @@ def install(app: FastAPI) -> None:
         import structlog
 
         structlog.get_logger().warning("object store unavailable", path=request.url.path, error=str(exc))
-        return problem(request, 503, f"the object store is unavailable; retry in {STORE_RETRY_AFTER_SECONDS} s",
-                       title="Storage unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+        return problem(
+            request,
+            503,
+            f"the object store is unavailable; retry in {STORE_RETRY_AFTER_SECONDS} s",
+            title="Storage unavailable",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(Exception)
     async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -33,8 +33,9 @@ def _parse(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def redirect_to_presigned(store: ObjectStore, key: str, media_type: str,
-                          headers: dict[str, str] | None = None) -> Response | None:
+def redirect_to_presigned(
+    store: ObjectStore, key: str, media_type: str, headers: dict[str, str] | None = None
+) -> Response | None:
     """A 307 to a presigned URL of ``key`` when the settings ask for redirects and the store can
     presign; None otherwise. The object's existence is checked first (a missing object is a 404
     here, not a redirect to the store's own error)."""
@@ -44,16 +45,21 @@ def redirect_to_presigned(store: ObjectStore, key: str, media_type: str,
         return None
     store.size(key)
     headers = headers or {}
-    url = presign(key, settings.storage_presign_seconds, content_type=media_type,
-                  content_disposition=headers.get("Content-Disposition"))
+    url = presign(
+        key,
+        settings.storage_presign_seconds,
+        content_type=media_type,
+        content_disposition=headers.get("Content-Disposition"),
+    )
     extra = {"Cache-Control": "private, no-store"}  # the URL expires: never cache the redirect
     if "Vary" in headers:
         extra["Vary"] = headers["Vary"]
     return RedirectResponse(url, status_code=307, headers=extra)
 
 
-def serve_object(request: Request, store: ObjectStore, key: str, media_type: str,
-                 headers: dict[str, str] | None = None) -> Response:
+def serve_object(
+    request: Request, store: ObjectStore, key: str, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
     redirect = redirect_to_presigned(store, key, media_type, headers)
     if redirect is not None:
         return redirect
@@ -65,11 +71,17 @@ def serve_object(request: Request, store: ObjectStore, key: str, media_type: str
     if header and "," not in header and _RANGE.match(header.strip()) and header.strip() != "bytes=-":
         span = _parse(header, size)
         if span is None:
-            return problem(request, 416, f"range {header!r} not satisfiable for {size} bytes",
-                           headers={**base, "Content-Range": f"bytes */{size}"})
+            return problem(
+                request,
+                416,
+                f"range {header!r} not satisfiable for {size} bytes",
+                headers={**base, "Content-Range": f"bytes */{size}"},
+            )
         start, end = span
-        return StreamingResponse(store.stream(key, start, end), status_code=206, media_type=media_type,
-                                 headers={**base, "Content-Range": f"bytes {start}-{end}/{size}",
-                                          "Content-Length": str(end - start + 1)})
-    return StreamingResponse(store.stream(key), media_type=media_type,
-                             headers={**base, "Content-Length": str(size)})
+        return StreamingResponse(
+            store.stream(key, start, end),
+            status_code=206,
+            media_type=media_type,
+            headers={**base, "Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)},
+        )
+    return StreamingResponse(store.stream(key), media_type=media_type, headers={**base, "Content-Length": str(size)})

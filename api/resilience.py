@@ -36,8 +36,9 @@ def _problem_bytes(status: int, title: str, detail: str, path: str, **extra: Any
     return json.dumps(body).encode()
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, path: str,
-                        headers: dict[str, str] | None = None, **extra: Any) -> None:
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, path: str, headers: dict[str, str] | None = None, **extra: Any
+) -> None:
     body = _problem_bytes(status, title, detail, path, **extra)
     raw = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -48,8 +49,9 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, path: 
 class Admission:
     """A bounded number of requests in flight per process, a short bounded queue, 503 beyond."""
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, max_queued: int, queue_wait: float,
-                 retry_after: int = 1) -> None:
+    def __init__(
+        self, app: ASGIApp, max_in_flight: int, max_queued: int, queue_wait: float, retry_after: int = 1
+    ) -> None:
         self.app, self.max_in_flight, self.max_queued = app, max_in_flight, max_queued
         self.queue_wait, self.retry_after = queue_wait, retry_after
         self.in_flight = 0
@@ -103,9 +105,15 @@ class Admission:
         from api import metrics
 
         metrics.SHED.inc()
-        await _send_problem(send, 503, "Service Unavailable",
-                            f"the API is at capacity ({self.max_in_flight} requests in progress); try again shortly",
-                            scope["path"], {"Retry-After": str(self.retry_after)}, unavailable="capacity")
+        await _send_problem(
+            send,
+            503,
+            "Service Unavailable",
+            f"the API is at capacity ({self.max_in_flight} requests in progress); try again shortly",
+            scope["path"],
+            {"Retry-After": str(self.retry_after)},
+            unavailable="capacity",
+        )
 
 
 def release_admission(request: Request) -> None:
@@ -127,20 +135,33 @@ class DeclaredBodyLimit:
         if scope["type"] == "http" and self.limit > 0:
             declared = dict(scope.get("headers") or []).get(b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-                await _send_problem(send, 413, "Content Too Large", f"the request body is larger than "
-                                    f"{self.limit} bytes", scope["path"], limit=self.limit)
+                await _send_problem(
+                    send,
+                    413,
+                    "Content Too Large",
+                    f"the request body is larger than {self.limit} bytes",
+                    scope["path"],
+                    limit=self.limit,
+                )
                 return
         await self.app(scope, receive, send)
 
 
 # --- outages ---------------------------------------------------------------------------------------
 
+
 def _database_errors() -> tuple[type[Exception], ...]:
     import psycopg
     import sqlalchemy.exc as sa
 
-    return (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.TimeoutError,
-            psycopg.OperationalError, psycopg.InterfaceError)
+    return (
+        sa.OperationalError,
+        sa.InterfaceError,
+        sa.DisconnectionError,
+        sa.TimeoutError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+    )
 
 
 def _redis_errors() -> tuple[type[Exception], ...]:
@@ -154,12 +175,19 @@ def outage_response(request: Request, which: str, exc: BaseException) -> JSONRes
     from api.problems import problem
 
     busy = type(exc).__name__ == "TimeoutError" and which == "database"  # the pool, not the server
-    log.warning("dependency unavailable", dependency=which, error=f"{type(exc).__name__}: {exc}"[:300],
-                path=request.url.path)
+    log.warning(
+        "dependency unavailable", dependency=which, error=f"{type(exc).__name__}: {exc}"[:300], path=request.url.path
+    )
     metrics.OUTAGES.labels(which).inc()
-    detail = (f"the {which} is {'busy' if busy else 'unavailable'}; try again shortly")
-    return problem(request, 503, detail, title="Service Unavailable", headers={"Retry-After": "1" if busy else "5"},
-                   unavailable=which)
+    detail = f"the {which} is {'busy' if busy else 'unavailable'}; try again shortly"
+    return problem(
+        request,
+        503,
+        detail,
+        title="Service Unavailable",
+        headers={"Retry-After": "1" if busy else "5"},
+        unavailable=which,
+    )
 
 
 def _data_error(request: Request, exc: Exception) -> JSONResponse:
@@ -168,8 +196,12 @@ def _data_error(request: Request, exc: Exception) -> JSONResponse:
     from api.problems import problem
 
     log.info("value refused by the database", error=f"{type(exc).__name__}: {exc}"[:300], path=request.url.path)
-    return problem(request, 422, "a value in the request cannot be stored or searched for (for example a NUL "
-                                 "character)", title="Validation failed")
+    return problem(
+        request,
+        422,
+        "a value in the request cannot be stored or searched for (for example a NUL character)",
+        title="Validation failed",
+    )
 
 
 def install_outage_handlers(app: FastAPI) -> None:
@@ -203,20 +235,26 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
 
 # --- what every route may answer, for the OpenAPI document ------------------------------------------
 
+
 def problem_responses(*, admin: bool = False, body: bool = True) -> dict[int | str, dict[str, Any]]:
     """The problem+json answers every authenticated route can give, documented on each operation."""
     from shared.domain.schemas import Problem
 
     def doc(description: str) -> dict[str, Any]:
-        return {"model": Problem, "description": description,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        return {
+            "model": Problem,
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
 
     out: dict[int | str, dict[str, Any]] = {
         401: doc("No API key, or one that is not valid (WWW-Authenticate: Bearer)"),
         422: doc("A parameter or body field is invalid; `errors` names each"),
         429: doc("Rate limit or tier limit reached; see Retry-After and RateLimit-* headers"),
-        503: doc("At capacity (`unavailable`: capacity), or PostgreSQL / Redis unreachable (`unavailable`: "
-                 "database / redis); see Retry-After"),
+        503: doc(
+            "At capacity (`unavailable`: capacity), or PostgreSQL / Redis unreachable (`unavailable`: "
+            "database / redis); see Retry-After"
+        ),
     }
     if admin:
         out[403] = doc("The route is for admin keys")

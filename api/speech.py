@@ -102,13 +102,17 @@ def voice_cache(settings: Settings) -> VoiceCache:
 def admit_or_refuse(pool: SpeechPool) -> Admission:
     admission = pool.admit()
     if admission is None:
-        raise ProblemException(503, f"speech synthesis is at capacity ({pool.capacity} requests at once); "
-                                    f"retry in {RETRY_AFTER_SECONDS} s",
-                               title="Speech capacity reached", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        raise ProblemException(
+            503,
+            f"speech synthesis is at capacity ({pool.capacity} requests at once); retry in {RETRY_AFTER_SECONDS} s",
+            title="Speech capacity reached",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return admission
 
 
 # --- voices --------------------------------------------------------------------------------------
+
 
 def default_voice_id(settings: Settings) -> str:
     return get_catalog(settings)["voice"].checkpoint
@@ -131,6 +135,7 @@ def unknown_voice_problem(exc: UnknownVoice) -> ProblemException:
 
 
 # --- the streamed body ---------------------------------------------------------------------------
+
 
 @dataclass
 class PreparedSpeech:
@@ -230,6 +235,7 @@ SAMPLES = SampleCache()
 # text and Piper's version -- never a local path. The store is a cache here: when it is down the
 # sample is rendered and served anyway.
 
+
 def sample_object_key(info: VoiceInfo, text: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -238,8 +244,13 @@ def sample_object_key(info: VoiceInfo, text: str) -> str:
     except PackageNotFoundError:
         piper = "unknown"
     digest = hashlib.sha256()
-    for part in (info.id.encode(), str(info.fingerprint[0]).encode(), info.config_path.read_bytes(),
-                 text.encode(), piper.encode()):
+    for part in (
+        info.id.encode(),
+        str(info.fingerprint[0]).encode(),
+        info.config_path.read_bytes(),
+        text.encode(),
+        piper.encode(),
+    ):
         digest.update(len(part).to_bytes(8, "big") + part)
     safe_id = re.sub(r"[^A-Za-z0-9._-]+", "_", info.id).lstrip("._-") or "voice"
     return f"voices/{safe_id}/sample-{digest.hexdigest()[:32]}.wav"
@@ -268,5 +279,9 @@ def check_job_voice(settings: Settings, voice: str | None) -> None:
         return
     voices = discover_voices(settings)
     if voice not in voices:
-        raise field_error("voice", f"unknown voice {voice!r}; GET /v1/voices lists the installed ones "
-                                   f"({', '.join(list(voices)[:5])}{', ...' if len(voices) > 5 else ''})", voice)
+        raise field_error(
+            "voice",
+            f"unknown voice {voice!r}; GET /v1/voices lists the installed ones "
+            f"({', '.join(list(voices)[:5])}{', ...' if len(voices) > 5 else ''})",
+            voice,
+        )

@@ -37,8 +37,10 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 BODY = '{"model":"music","prompt":"a calm piano melody with soft strings, 90 bpm","duration":2.0,"priority":5}'
 FLOOR_BODY = '{"model":"medium","prompt":"a calm piano melody with soft strings, 90 bpm","duration":10.0,"priority":5}'
 BIG = 10**9
-TIERS = {t: {"max_duration": 30, "max_pending": BIG, "jobs_per_hour": BIG, "priority_min": 0, "priority_max": 9}
-         for t in ("free", "supporter", "premium", "creator")}
+TIERS = {
+    t: {"max_duration": 30, "max_pending": BIG, "jobs_per_hour": BIG, "priority_min": 0, "priority_max": 9}
+    for t in ("free", "supporter", "premium", "creator")
+}
 
 
 def free_port() -> int:
@@ -70,8 +72,21 @@ def floor_python() -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "fastapi", "uvicorn[standard]", "asyncpg",
-                        "orjson", "redis", "celery", "packaging"], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "-q",
+                "fastapi",
+                "uvicorn[standard]",
+                "asyncpg",
+                "orjson",
+                "redis",
+                "celery",
+                "packaging",
+            ],
+            check=True,
+        )
     return python
 
 
@@ -105,16 +120,22 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None, timeout: 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     total = re.search(r"(\d+) requests in", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": ms("50%"), "p99": ms("99%"),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0, "requests": int(total.group(1)) if total else 0,
-            "socket_errors": dict(zip(("connect", "read", "write", "timeout"),
-                                      map(int, sock.groups()))) if sock else {}}
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "requests": int(total.group(1)) if total else 0,
+        "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {},
+    }
 
 
 def line(name: str, r: dict) -> str:
     errs = {k: v for k, v in r["socket_errors"].items() if v}
-    return (f"{name:<44} {r['rps']:>8.0f} req/s  p50 {r['p50'] or 0:>7.1f} ms  p99 {r['p99'] or 0:>7.1f} ms  "
-            f"non-2xx {r['non2xx']:>6}  socket errors {errs or 0}")
+    return (
+        f"{name:<44} {r['rps']:>8.0f} req/s  p50 {r['p50'] or 0:>7.1f} ms  p99 {r['p99'] or 0:>7.1f} ms  "
+        f"non-2xx {r['non2xx']:>6}  socket errors {errs or 0}"
+    )
 
 
 def main() -> None:
@@ -129,24 +150,33 @@ def main() -> None:
     post = work / "post.lua"
     post.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{BODY}\'\n')
     floor_post = work / "floor.lua"
-    floor_post.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = '{FLOOR_BODY}'\n")
+    floor_post.write_text(
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{FLOOR_BODY}\'\n'
+    )
     # every request a fresh Idempotency-Key: the key is recorded with the job, as a careful client sends it
     idem = work / "idem.lua"
-    idem.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{BODY}\'\n'
-                    'counter = 0\nrequest = function()\n  counter = counter + 1\n'
-                    '  wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), math.random(1e9), counter)\n'
-                    '  return wrk.format()\nend\n')
+    idem.write_text(
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{BODY}\'\n'
+        "counter = 0\nrequest = function()\n  counter = counter + 1\n"
+        '  wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), math.random(1e9), counter)\n'
+        "  return wrk.format()\nend\n"
+    )
 
     n, claim = claim_redis_db()
     floor_redis, ours_redis = f"redis://127.0.0.1:6379/{n}", f"redis://127.0.0.1:6379/{n}"
     procs: list[subprocess.Popen] = []
     try:
-        psql("DROP DATABASE IF EXISTS soundbox_bench_floor WITH (FORCE)", "CREATE DATABASE soundbox_bench_floor",
-             "DROP DATABASE IF EXISTS soundbox_bench WITH (FORCE)", "CREATE DATABASE soundbox_bench")
-        psql("CREATE TABLE jobs (id uuid PRIMARY KEY, model text NOT NULL, prompt text NOT NULL, duration double "
-             "precision NOT NULL, priority int NOT NULL, status text NOT NULL, created_at timestamptz DEFAULT now())",
-             db="soundbox_bench_floor")
+        psql(
+            "DROP DATABASE IF EXISTS soundbox_bench_floor WITH (FORCE)",
+            "CREATE DATABASE soundbox_bench_floor",
+            "DROP DATABASE IF EXISTS soundbox_bench WITH (FORCE)",
+            "CREATE DATABASE soundbox_bench",
+        )
+        psql(
+            "CREATE TABLE jobs (id uuid PRIMARY KEY, model text NOT NULL, prompt text NOT NULL, duration double "
+            "precision NOT NULL, priority int NOT NULL, status text NOT NULL, created_at timestamptz DEFAULT now())",
+            db="soundbox_bench_floor",
+        )
         ours_db = "postgresql+psycopg://postgres@127.0.0.1:5432/soundbox_bench"
         sys.path.insert(0, str(ROOT))
         from shared.infra.migrate import upgrade_head
@@ -154,19 +184,52 @@ def main() -> None:
         upgrade_head(ours_db)
 
         floor_port, ours_port = free_port(), free_port()
-        procs.append(subprocess.Popen(
-            [str(floor_python()), "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(floor_port),
-             "--workers", "2", "--no-access-log", "--log-level", "warning"], cwd=FLOOR, start_new_session=True,
-            env={**os.environ, "PG_DSN": f"{PG}/soundbox_bench_floor", "REDIS_URL": floor_redis},
-            stdout=open(work / "floor.log", "wb"), stderr=subprocess.STDOUT))
-        env = {**os.environ, "SOUNDBOX_DATABASE_URL": ours_db, "SOUNDBOX_REDIS_URL": ours_redis,
-               "SOUNDBOX_CATALOG": "tiny", "SOUNDBOX_ALLOW_ANONYMOUS": "true", "SOUNDBOX_TIERS": json.dumps(TIERS),
-               "SOUNDBOX_MAX_QUEUED_JOBS": str(BIG),
-               "SOUNDBOX_RATE_LIMITS": json.dumps({c: [BIG, 60] for c in ("generate", "read", "speech", "admin")}),
-               "SOUNDBOX_STORAGE_DIR": str(work / "storage"), "SOUNDBOX_MODELS_DIR": str(ROOT / "var" / "test-models")}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "soundbox.cli", "api", "--port", str(ours_port), "--workers", "2"], cwd=ROOT,
-            env=env, start_new_session=True, stdout=open(work / "api.log", "wb"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(floor_python()),
+                    "-m",
+                    "uvicorn",
+                    "app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(floor_port),
+                    "--workers",
+                    "2",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=FLOOR,
+                start_new_session=True,
+                env={**os.environ, "PG_DSN": f"{PG}/soundbox_bench_floor", "REDIS_URL": floor_redis},
+                stdout=open(work / "floor.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        env = {
+            **os.environ,
+            "SOUNDBOX_DATABASE_URL": ours_db,
+            "SOUNDBOX_REDIS_URL": ours_redis,
+            "SOUNDBOX_CATALOG": "tiny",
+            "SOUNDBOX_ALLOW_ANONYMOUS": "true",
+            "SOUNDBOX_TIERS": json.dumps(TIERS),
+            "SOUNDBOX_MAX_QUEUED_JOBS": str(BIG),
+            "SOUNDBOX_RATE_LIMITS": json.dumps({c: [BIG, 60] for c in ("generate", "read", "speech", "admin")}),
+            "SOUNDBOX_STORAGE_DIR": str(work / "storage"),
+            "SOUNDBOX_MODELS_DIR": str(ROOT / "var" / "test-models"),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "soundbox.cli", "api", "--port", str(ours_port), "--workers", "2"],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                stdout=open(work / "api.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         floor, ours = f"http://127.0.0.1:{floor_port}", f"http://127.0.0.1:{ours_port}"
         wait_ready(floor + "/docs", procs[0])
         wait_ready(ours + "/healthz", procs[1])
@@ -174,25 +237,32 @@ def main() -> None:
         results: dict[str, dict] = {}
         c, s = args.connections, args.seconds
         script: Path | None
-        for name, url, script in [("floor POST /jobs (INSERT + apply_async)", floor + "/jobs", floor_post),
-                                  ("floor POST /jobs_raw (INSERT + async LPUSH)", floor + "/jobs_raw", floor_post),
-                                  ("ours POST /v1/generations", ours + "/v1/generations", post),
-                                  ("ours POST /v1/generations + Idempotency-Key", ours + "/v1/generations", idem)]:
+        for name, url, script in [
+            ("floor POST /jobs (INSERT + apply_async)", floor + "/jobs", floor_post),
+            ("floor POST /jobs_raw (INSERT + async LPUSH)", floor + "/jobs_raw", floor_post),
+            ("ours POST /v1/generations", ours + "/v1/generations", post),
+            ("ours POST /v1/generations + Idempotency-Key", ours + "/v1/generations", idem),
+        ]:
             wrk(url, c, 5, script)  # warm-up
             results[name] = wrk(url, c, s, script)
             print(line(name, results[name]), flush=True)
         floor_rps = results["floor POST /jobs (INSERT + apply_async)"]["rps"]
         ours_r = results["ours POST /v1/generations"]
         ratio = ours_r["rps"] / floor_rps if floor_rps else 0.0
-        print(f"ratio ours / floor /jobs: {ratio:.0%} (target >= 70 %), ours p99 {ours_r['p99'] or 0:.0f} ms "
-              f"(target <= 150 ms) at {c} connections")
+        print(
+            f"ratio ours / floor /jobs: {ratio:.0%} (target >= 70 %), ours p99 {ours_r['p99'] or 0:.0f} ms "
+            f"(target <= 150 ms) at {c} connections"
+        )
 
-        job = httpx.post(ours + "/v1/generations", content=BODY, headers={"content-type": "application/json"},
-                         timeout=30).json()["id"]
+        job = httpx.post(
+            ours + "/v1/generations", content=BODY, headers={"content-type": "application/json"}, timeout=30
+        ).json()["id"]
         print(f"saturation at {args.saturation} connections, 10 s each (non-2xx should all be 503 + Retry-After):")
-        for name, url, script in [("submit POST /v1/generations", ours + "/v1/generations", post),
-                                  ("read GET /v1/jobs/{id}", f"{ours}/v1/jobs/{job}", None),
-                                  ("liveness GET /healthz", ours + "/healthz", None)]:
+        for name, url, script in [
+            ("submit POST /v1/generations", ours + "/v1/generations", post),
+            ("read GET /v1/jobs/{id}", f"{ours}/v1/jobs/{job}", None),
+            ("liveness GET /healthz", ours + "/healthz", None),
+        ]:
             results[f"saturation {name}"] = r = wrk(url, args.saturation, 10, script)
             print(line(name, r), flush=True)
         log_text = (work / "api.log").read_text(errors="replace")

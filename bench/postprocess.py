@@ -93,32 +93,42 @@ def main(argv: list[str] | None = None) -> dict:
     looped_input = np.concatenate([clip, clip[:, : int(fade * rate)]], axis=1)  # duration + fade, as generated
     results: dict[str, float] = {}
     analyze(clip, rate, "music")  # first call: imports (scipy.fft, ndimage)
-    results["analysis"], report = timed(lambda: analyze(clip, rate, "music", prompt="calm piano chords"),
-                                        args.repeat)
+    results["analysis"], report = timed(lambda: analyze(clip, rate, "music", prompt="calm piano chords"), args.repeat)
     results["analysis_cpu"] = cpu_timed(lambda: analyze(clip, rate, "music", prompt="calm piano chords"), args.repeat)
     results["loop"], looped = timed(lambda: make_loopable(looped_input, rate, fade), args.repeat)
     results["loudness"], normalized = timed(lambda: normalize_loudness(looped, rate), args.repeat)
     results["wav_encode"], wav = timed(lambda: encode_wav(normalized, rate), args.repeat)
     results["spectrogram_warm"], _ = timed(lambda: render_spectrogram_png(normalized, rate), args.repeat)
-    results["postprocess_total"] = sum(results[k] for k in ("analysis", "loop", "loudness", "wav_encode",
-                                                            "spectrogram_warm"))
+    results["postprocess_total"] = sum(
+        results[k] for k in ("analysis", "loop", "loudness", "wav_encode", "spectrogram_warm")
+    )
     for fmt in ("flac", "mp3", "ogg", "opus"):
         results[f"convert_{fmt}"], _ = timed(lambda f=fmt: formats.convert(wav, f), args.repeat)
     results["peaks_1000"], _ = timed(lambda: peaks.peaks_document(wav, 1000), args.repeat)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    info = {"seconds": args.seconds, "rate": rate, "cpus": os.cpu_count(), "load_average_1m": round(load, 2),
-            "warm_up_s": round(warm_up_s, 3),
-            "clip_is_good": report.is_good, **{k: round(v * 1000, 1) for k, v in results.items()}}
+    info = {
+        "seconds": args.seconds,
+        "rate": rate,
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(load, 2),
+        "warm_up_s": round(warm_up_s, 3),
+        "clip_is_good": report.is_good,
+        **{k: round(v * 1000, 1) for k, v in results.items()},
+    }
     if args.json:
         print(json.dumps(info))
     else:
-        print(f"{args.seconds:g} s clip at {rate} Hz, {os.cpu_count()} CPUs (load average {load:.1f}), median of "
-              f"{args.repeat} runs (worker warm-up {warm_up_s:.2f} s, clip judged {'good' if report.is_good else 'bad'})")
+        print(
+            f"{args.seconds:g} s clip at {rate} Hz, {os.cpu_count()} CPUs (load average {load:.1f}), median of "
+            f"{args.repeat} runs (worker warm-up {warm_up_s:.2f} s, clip judged {'good' if report.is_good else 'bad'})"
+        )
         targets = {"analysis": 50, "analysis_cpu": 50, "spectrogram_warm": 300, "postprocess_total": 500}
         for name, seconds in results.items():
             target = targets.get(name)
-            verdict = "" if target is None else f"  (target <= {target} ms: {'ok' if seconds * 1000 <= target else 'OVER'})"
+            verdict = (
+                "" if target is None else f"  (target <= {target} ms: {'ok' if seconds * 1000 <= target else 'OVER'})"
+            )
             print(f"  {name:18s} {seconds * 1000:8.1f} ms{verdict}")
     return info
 

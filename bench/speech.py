@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHORT = "Hello from Sound Box. This sentence is spoken by Piper."
-LONG = ("The quick brown fox jumps over the lazy dog near the quiet river bank. "
-        "Morning light spreads across the valley, and the town slowly wakes. ") * 40
+LONG = (
+    "The quick brown fox jumps over the lazy dog near the quiet river bank. "
+    "Morning light spreads across the valley, and the town slowly wakes. "
+) * 40
 LONG = LONG[:5000].rsplit(" ", 1)[0] + "."
 WAV_HEADER = 44
 
@@ -46,14 +48,18 @@ def start_api(workers: int | None) -> tuple[subprocess.Popen, str]:
     exe = [sys.executable, "-m", "soundbox.cli"]
     subprocess.run([*exe, "services"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([*exe, "migrate"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    env = {**os.environ, "SOUNDBOX_ALLOW_ANONYMOUS": "true",
-           "SOUNDBOX_RATE_LIMITS": '{"generate": [1000, 60], "read": [100000, 60], "speech": [100000, 60], '
-                                   '"admin": [1000, 60]}'}
+    env = {
+        **os.environ,
+        "SOUNDBOX_ALLOW_ANONYMOUS": "true",
+        "SOUNDBOX_RATE_LIMITS": '{"generate": [1000, 60], "read": [100000, 60], "speech": [100000, 60], '
+        '"admin": [1000, 60]}',
+    }
     if workers:
         env["SOUNDBOX_SPEECH_WORKERS"] = str(workers)
     port = free_port()
-    proc = subprocess.Popen([*exe, "api", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*exe, "api", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -91,8 +97,10 @@ def latency(client: httpx.Client, name: str, text: str, repeat: int) -> dict:
     ttfb = statistics.median(r[0] for r in runs)
     rtf = statistics.median(r[1] / r[2] for r in runs)
     audio = runs[0][2]
-    print(f"  {name:<24} {len(text):>5} chars  audio {audio:6.1f} s   TTFB {ttfb * 1000:7.1f} ms   "
-          f"RTF {rtf:.3f}   (median of {repeat})")
+    print(
+        f"  {name:<24} {len(text):>5} chars  audio {audio:6.1f} s   TTFB {ttfb * 1000:7.1f} ms   "
+        f"RTF {rtf:.3f}   (median of {repeat})"
+    )
     return {"ttfb": ttfb, "rtf": rtf}
 
 
@@ -114,8 +122,10 @@ def in_process(repeat: int) -> None:
                 if i == 0:
                     firsts.append(time.perf_counter() - started)
             rtfs.append((time.perf_counter() - started) / (n / voice.sample_rate))
-        print(f"  {name:<24} {len(text):>5} chars  first sentence {statistics.median(firsts) * 1000:7.1f} ms   "
-              f"RTF {statistics.median(rtfs):.3f}   (median of {repeat}, {settings.speech_threads} ORT thread)")
+        print(
+            f"  {name:<24} {len(text):>5} chars  first sentence {statistics.median(firsts) * 1000:7.1f} ms   "
+            f"RTF {statistics.median(rtfs):.3f}   (median of {repeat}, {settings.speech_threads} ORT thread)"
+        )
 
 
 def throughput(url: str, headers: dict, clients: int, seconds: float) -> None:
@@ -147,8 +157,10 @@ def throughput(url: str, headers: dict, clients: int, seconds: float) -> None:
     elapsed = time.perf_counter() - started
     lat = sorted(done)
     p = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (lambda q: float("nan"))
-    print(f"  {clients} clients, {elapsed:.1f} s: {len(done)} ok, {refused[0]} refused (429/503), "
-          f"{len(errors)} errors -> {len(done) / elapsed:.2f} req/s; latency p50 {p(0.5):.0f} ms, p95 {p(0.95):.0f} ms")
+    print(
+        f"  {clients} clients, {elapsed:.1f} s: {len(done)} ok, {refused[0]} refused (429/503), "
+        f"{len(errors)} errors -> {len(done) / elapsed:.2f} req/s; latency p50 {p(0.5):.0f} ms, p95 {p(0.95):.0f} ms"
+    )
     for e in errors[:3]:
         print("   error:", e)
 

@@ -59,8 +59,11 @@ def start_moto() -> tuple[str, subprocess.Popen]:
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -118,8 +121,11 @@ def main() -> None:
     proc = None
     endpoint = args.endpoint
     if endpoint is None:
-        for k, v in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
-                     ("AWS_DEFAULT_REGION", "us-east-1")):
+        for k, v in (
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             os.environ.setdefault(k, v)
         endpoint, proc = start_moto()
     try:
@@ -137,16 +143,32 @@ def main() -> None:
             proc.wait(10)
 
     if args.json:
-        print(json.dumps([{"backend": b, "op": op, "n": len(v), "p50_ms": round(percentile(v, 50), 3),
-                           "p95_ms": round(percentile(v, 95), 3), "bytes": len(data) if op != "range 64 KiB"
-                           else RANGE_BYTES} for b, op, v in rows]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "backend": b,
+                        "op": op,
+                        "n": len(v),
+                        "p50_ms": round(percentile(v, 50), 3),
+                        "p95_ms": round(percentile(v, 95), 3),
+                        "bytes": len(data) if op != "range 64 KiB" else RANGE_BYTES,
+                    }
+                    for b, op, v in rows
+                ]
+            )
+        )
         return
-    print(f"object store, one {args.seconds:g} s WAV at {args.rate} Hz mono 16-bit ({len(data) / 1e6:.2f} MB), "
-          f"{args.repeat} runs after {WARMUP} warm-ups")
+    print(
+        f"object store, one {args.seconds:g} s WAV at {args.rate} Hz mono 16-bit ({len(data) / 1e6:.2f} MB), "
+        f"{args.repeat} runs after {WARMUP} warm-ups"
+    )
     print(f"{'backend':<22} {'operation':<14} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
     for backend, op, values in rows:
-        print(f"{backend:<22} {op:<14} {percentile(values, 50):>9.2f} {percentile(values, 95):>9.2f} "
-              f"{statistics.fmean(values):>9.2f}")
+        print(
+            f"{backend:<22} {op:<14} {percentile(values, 50):>9.2f} {percentile(values, 95):>9.2f} "
+            f"{statistics.fmean(values):>9.2f}"
+        )
 
 
 if __name__ == "__main__":

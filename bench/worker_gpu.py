@@ -116,9 +116,15 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
     with manager.lease(spec.id):
         pass
     [entry] = manager.snapshot()
-    out: dict[str, Any] = {"model": spec.id, "device": args.device, "real_arch": args.real_arch,
-                           "warmed": not args.cold, "load_s": entry["load_seconds"],
-                           "warmup_s": entry["warmup_seconds"] or 0.0, "clips": []}
+    out: dict[str, Any] = {
+        "model": spec.id,
+        "device": args.device,
+        "real_arch": args.real_arch,
+        "warmed": not args.cold,
+        "load_s": entry["load_seconds"],
+        "warmup_s": entry["warmup_seconds"] or 0.0,
+        "clips": [],
+    }
     seen: set[float] = set()
     for wanted in args.durations:
         duration = spec.fixed_durations[0] if spec.fixed_durations else min(wanted, spec.max_duration)
@@ -131,8 +137,13 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
                 start = time.perf_counter()
                 lease.generate([GenerationRequest("bench: warm synth pads", duration, seed=i)])
                 times.append(time.perf_counter() - start)
-        out["clips"].append({"duration": duration, "first_s": times[0],
-                             "steady_s": statistics.median(times[1:]) if len(times) > 1 else None})
+        out["clips"].append(
+            {
+                "duration": duration,
+                "first_s": times[0],
+                "steady_s": statistics.median(times[1:]) if len(times) > 1 else None,
+            }
+        )
         if args.cold:
             break  # the cold first call is only a first call once
     out["peak_bytes"] = _peak_bytes(args.device)
@@ -140,8 +151,18 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_child(args: argparse.Namespace, model: str, cold: bool) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--one", model, "--device", args.device, "--repeat", str(args.repeat),
-           "--durations", ",".join(f"{d:g}" for d in args.durations)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        model,
+        "--device",
+        args.device,
+        "--repeat",
+        str(args.repeat),
+        "--durations",
+        ",".join(f"{d:g}" for d in args.durations),
+    ]
     if cold:
         cmd.append("--cold")
     if args.real_arch:
@@ -176,17 +197,21 @@ def main() -> None:
         return
     kind = "real architectures, random weights" if args.real_arch else "tiny catalog"
     print(f"device {args.device}, {kind}; steady = median of {args.repeat} calls after the first\n")
-    print("| model | clip s | load s | warm-up s | first call after warm-up s | steady s | first/steady "
-          "| first call without warm-up s | peak memory |")
+    print(
+        "| model | clip s | load s | warm-up s | first call after warm-up s | steady s | first/steady "
+        "| first call without warm-up s | peak memory |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         warm, cold = row["warm"], row["cold"]
         for i, clip in enumerate(warm["clips"]):
             ratio = clip["first_s"] / clip["steady_s"] if clip["steady_s"] else float("nan")
             cold_first = f"{cold['clips'][0]['first_s']:.2f}" if i == 0 and cold["clips"] else ""
-            print(f"| {warm['model']} | {clip['duration']:g} | {warm['load_s']:.2f} | {warm['warmup_s']:.2f} "
-                  f"| {clip['first_s']:.2f} | {clip['steady_s']:.2f} | {ratio:.2f}x | {cold_first} "
-                  f"| {warm['peak_bytes'] / 1e9:.2f} GB |")
+            print(
+                f"| {warm['model']} | {clip['duration']:g} | {warm['load_s']:.2f} | {warm['warmup_s']:.2f} "
+                f"| {clip['first_s']:.2f} | {clip['steady_s']:.2f} | {ratio:.2f}x | {cold_first} "
+                f"| {warm['peak_bytes'] / 1e9:.2f} GB |"
+            )
 
 
 if __name__ == "__main__":

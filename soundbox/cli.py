@@ -18,9 +18,15 @@ from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES
 def cmd_api(args: argparse.Namespace) -> None:
     import uvicorn
 
-    uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers, log_level="info",
-                access_log=False,  # requests are logged as JSON lines by the API itself
-                proxy_headers=True)
+    uvicorn.run(
+        "api.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,  # requests are logged as JSON lines by the API itself
+        proxy_headers=True,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -43,11 +49,23 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     warm_up(args.queues)
     queues = ",".join(args.queues)
-    celery_app.worker_main([
-        "worker", "--queues", queues, "--concurrency", str(args.concurrency), "--pool", "threads",
-        "--hostname", f"soundbox-{args.device.replace(':', '')}-{os.getpid()}@%h", "--loglevel", args.loglevel,
-        "--without-gossip", "--without-mingle",
-    ])
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(args.concurrency),
+            "--pool",
+            "threads",
+            "--hostname",
+            f"soundbox-{args.device.replace(':', '')}-{os.getpid()}@%h",
+            "--loglevel",
+            args.loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def cmd_webhooks(args: argparse.Namespace) -> None:
@@ -56,11 +74,23 @@ def cmd_webhooks(args: argparse.Namespace) -> None:
     configure_logging("webhooks")
     from worker.webhooks import WEBHOOK_QUEUE, celery_app  # the delivery task only: no engines, no torch
 
-    celery_app.worker_main([
-        "worker", "--queues", WEBHOOK_QUEUE, "--concurrency", str(args.concurrency), "--pool", "threads",
-        "--hostname", f"soundbox-webhooks-{os.getpid()}@%h", "--loglevel", args.loglevel,
-        "--without-gossip", "--without-mingle",
-    ])
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            WEBHOOK_QUEUE,
+            "--concurrency",
+            str(args.concurrency),
+            "--pool",
+            "threads",
+            "--hostname",
+            f"soundbox-webhooks-{os.getpid()}@%h",
+            "--loglevel",
+            args.loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -72,8 +102,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_services(args: argparse.Namespace) -> None:
-    from soundbox.devstack import ensure_postgres, ensure_redis
     from shared.settings import get_settings
+    from soundbox.devstack import ensure_postgres, ensure_redis
 
     s = get_settings()
     ensure_redis(s.redis_url)
@@ -96,15 +126,22 @@ def cmd_keys(args: argparse.Namespace) -> None:
         if args.keys_command == "create":
             new = create_account_with_key(session, args.name, args.tier, args.admin)
             print(new.secret)
-            print(f"key {new.key.prefix}… for account {new.account.id} ({args.tier}{', admin' if args.admin else ''}); "
-                  "store it now: it is not shown again", file=sys.stderr)
+            print(
+                f"key {new.key.prefix}… for account {new.account.id} ({args.tier}{', admin' if args.admin else ''}); "
+                "store it now: it is not shown again",
+                file=sys.stderr,
+            )
         elif args.keys_command == "list":
             print(f"{'prefix':<14}{'name':<24}{'tier':<11}{'admin':<7}{'created':<22}{'last used':<22}revoked")
             for key, account in list_keys(session):
+
                 def when(t):
                     return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
-                print(f"{key.prefix:<14}{key.name[:23]:<24}{account.tier:<11}{'yes' if account.is_admin else 'no':<7}"
-                      f"{when(key.created_at):<22}{when(key.last_used_at):<22}{when(key.revoked_at)}")
+
+                print(
+                    f"{key.prefix:<14}{key.name[:23]:<24}{account.tier:<11}{'yes' if account.is_admin else 'no':<7}"
+                    f"{when(key.created_at):<22}{when(key.last_used_at):<22}{when(key.revoked_at)}"
+                )
         else:
             revoked = revoke_key(session, args.key)
             if revoked is None:
@@ -126,8 +163,12 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             report = analyze_file(path, args.kind, thresholds, prompt=args.prompt).to_dict()
         except Exception as exc:  # unreadable file: say which, go on with the rest
             failed = True
-            print(json.dumps({"file": path, "error": f"{type(exc).__name__}: {exc}"}) if args.json
-                  else f"{path}: cannot analyze: {exc}", file=sys.stdout if args.json else sys.stderr)
+            print(
+                json.dumps({"file": path, "error": f"{type(exc).__name__}: {exc}"})
+                if args.json
+                else f"{path}: cannot analyze: {exc}",
+                file=sys.stdout if args.json else sys.stderr,
+            )
             continue
         if args.json:
             print(json.dumps({"file": path, "kind": args.kind, **report}), flush=True)
@@ -135,8 +176,10 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             verdict = "good" if report["is_good"] else "BAD"
             print(f"{path}: score {report['score']:.1f} ({verdict})")
             for issue in report["issues"]:
-                print(f"  - [{issue['severity']}, {issue['confidence']:.0%} sure{'' if issue['fails'] else ', does not fail'}]"
-                      f" {issue['code']}: {issue['message']}")
+                print(
+                    f"  - [{issue['severity']}, {issue['confidence']:.0%} sure{'' if issue['fails'] else ', does not fail'}]"
+                    f" {issue['code']}: {issue['message']}"
+                )
             for waived in report["waived"]:
                 print(f"  - [waived by {', '.join(waived['words'])!r}] {waived['code']}: {waived['message']}")
     sys.exit(1 if failed else 0)
@@ -182,8 +225,9 @@ def cmd_library(args: argparse.Namespace) -> None:
     from shared.settings import get_settings
 
     with session_scope() as session:
-        count = backfill_categories(session, None if args.prompt_only else get_store(get_settings()),
-                                    everything=args.all)
+        count = backfill_categories(
+            session, None if args.prompt_only else get_store(get_settings()), everything=args.all
+        )
     print(f"categorized {count} sound{'s' if count != 1 else ''}")
 
 
@@ -200,17 +244,21 @@ def cmd_up(args: argparse.Namespace) -> None:
         missing = [s.checkpoint for s in default.values() if not checkpoint_present(s, settings)]
         env["SOUNDBOX_CATALOG"] = "tiny" if missing else "default"
         if missing:
-            print(f"[soundbox] weights not found for {', '.join(missing)}: using the TINY catalog "
-                  "(random-weight models of the real architectures: expect noise, not music)")
+            print(
+                f"[soundbox] weights not found for {', '.join(missing)}: using the TINY catalog "
+                "(random-weight models of the real architectures: expect noise, not music)"
+            )
         else:
             print("[soundbox] using the DEFAULT catalog (real checkpoints found)")
     else:
         print(f"[soundbox] using the {env['SOUNDBOX_CATALOG'].upper()} catalog (SOUNDBOX_CATALOG)")
     if "SOUNDBOX_ALLOW_ANONYMOUS" not in os.environ:
         env["SOUNDBOX_ALLOW_ANONYMOUS"] = "true"
-        print("[soundbox] anonymous access is ON for this local stack (requests without an API key act as one "
-              "shared free account); set SOUNDBOX_ALLOW_ANONYMOUS=false to require keys "
-              "(`soundbox keys create --name me --tier creator`)")
+        print(
+            "[soundbox] anonymous access is ON for this local stack (requests without an API key act as one "
+            "shared free account); set SOUNDBOX_ALLOW_ANONYMOUS=false to require keys "
+            "(`soundbox keys create --name me --tier creator`)"
+        )
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     env.setdefault("SOUNDBOX_PUBLIC_URL", base)  # absolute result URLs in webhook bodies
     exe = [sys.executable, "-m", "soundbox.cli"]
@@ -234,7 +282,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, stop)
     _wait_ready(base + "/readyz", procs, timeout=120)
     _wait_worker(settings.redis_url, procs, timeout=300)
-    print(f"""
+    print(
+        f"""
 Sound Box is up.
   API docs:  {base}/docs
   Try it:
@@ -244,7 +293,9 @@ Sound Box is up.
     curl -s -o hello.wav {base}/v1/audio/speech -H 'Content-Type: application/json' \\
       -d '{{"model": "piper", "input": "Hello from Sound Box.", "voice": "en_US-joe-medium"}}'
 Press Ctrl-C to stop.
-""", flush=True)
+""",
+        flush=True,
+    )
     while all(p.poll() is None for p in procs):
         time.sleep(1)
     stop()
@@ -261,8 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("worker", help="run a generation worker (Celery)")
-    p.add_argument("--queues", type=lambda s: [q for q in s.split(",") if q], default=list(MODEL_IDS),
-                   help=f"comma-separated queues to serve (default: all of {','.join(MODEL_IDS)})")
+    p.add_argument(
+        "--queues",
+        type=lambda s: [q for q in s.split(",") if q],
+        default=list(MODEL_IDS),
+        help=f"comma-separated queues to serve (default: all of {','.join(MODEL_IDS)})",
+    )
     p.add_argument("--concurrency", type=int, default=1, help="jobs at once (one per GPU is right)")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--loglevel", default="INFO")
@@ -289,8 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys = p.add_subparsers(dest="keys_command", required=True)
     k = keys.add_parser("create", help="a new account with one key (printed once)")
     k.add_argument("--name", required=True)
-    k.add_argument("--tier", default=DEFAULT_TIER,
-                   help="a tier of the configured table (SOUNDBOX_TIERS; by default: " + ", ".join(TIER_NAMES) + ")")
+    k.add_argument(
+        "--tier",
+        default=DEFAULT_TIER,
+        help="a tier of the configured table (SOUNDBOX_TIERS; by default: " + ", ".join(TIER_NAMES) + ")",
+    )
     k.add_argument("--admin", action="store_true")
     keys.add_parser("list", help="all keys (prefixes only)")
     k = keys.add_parser("revoke", help="revoke a key by id or prefix")
@@ -307,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="run the quality analyzer on audio files")
     p.add_argument("files", nargs="+")
     p.add_argument("--kind", choices=["music", "sfx", "speech"], default="music")
-    p.add_argument("--prompt", help="what was asked for: its words waive checks (beep, drone, rain, steam, room tone...)")
+    p.add_argument(
+        "--prompt", help="what was asked for: its words waive checks (beep, drone, rain, steam, room tone...)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per file, per line")
     p.set_defaults(func=cmd_analyze)
 

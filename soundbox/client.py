@@ -107,8 +107,13 @@ class Event:
 class SoundboxError(Exception):
     """An API call that did not work, with a message for people."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
-                 problem: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        problem: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message, self.status, self.retry_after, self.problem = message, status, retry_after, problem or {}
 
@@ -153,8 +158,13 @@ def error_from(resp: httpx.Response) -> SoundboxError:
 class Client:
     """The public API. ``url`` and ``key`` default to SOUNDBOX_URL and SOUNDBOX_API_KEY."""
 
-    def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.url = (url or os.environ.get("SOUNDBOX_URL") or DEFAULT_URL).rstrip("/")
         key = key if key is not None else os.environ.get("SOUNDBOX_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -174,11 +184,14 @@ class Client:
     def _down(self, exc: httpx.TransportError) -> SoundboxError:
         if isinstance(exc, httpx.TimeoutException):
             return SoundboxError(f"Sound Box at {self.url} did not answer in time ({type(exc).__name__})")
-        return SoundboxError(f"cannot reach Sound Box at {self.url}: is it running? (`soundbox up`, "
-                             f"or pass --url / set SOUNDBOX_URL) [{exc}]")
+        return SoundboxError(
+            f"cannot reach Sound Box at {self.url}: is it running? (`soundbox up`, "
+            f"or pass --url / set SOUNDBOX_URL) [{exc}]"
+        )
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204),
-                **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204), **kwargs: Any
+    ) -> httpx.Response:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -201,24 +214,45 @@ class Client:
 
     # --- generations and jobs ---------------------------------------------------------------------
 
-    def submit(self, prompt: str, *, model: str = "music", duration: float | None = None, loopable: bool = False,
-               seed: int | None = None, priority: int = 5, voice: str | None = None, wait: int | None = None,
-               idempotency_key: str | None = None) -> Job:
+    def submit(
+        self,
+        prompt: str,
+        *,
+        model: str = "music",
+        duration: float | None = None,
+        loopable: bool = False,
+        seed: int | None = None,
+        priority: int = 5,
+        voice: str | None = None,
+        wait: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
         """Queue a generation; with ``wait`` (≤ 60 s) the answer holds until the job finishes or
         the wait is over (``Prefer: wait``)."""
-        body = {k: v for k, v in {"model": model, "prompt": prompt, "duration": duration, "loopable": loopable,
-                                  "seed": seed, "priority": priority, "voice": voice}.items() if v is not None}
+        body = {
+            k: v
+            for k, v in {
+                "model": model,
+                "prompt": prompt,
+                "duration": duration,
+                "loopable": loopable,
+                "seed": seed,
+                "priority": priority,
+                "voice": voice,
+            }.items()
+            if v is not None
+        }
         headers = {}
         if wait is not None:
             headers["Prefer"] = f"wait={int(wait)}"
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         timeout = None if wait is None else wait + 30
-        return self._json("POST", "/v1/generations", json=body, headers=headers,
-                          timeout=timeout if timeout else self._http.timeout)
+        return self._json(
+            "POST", "/v1/generations", json=body, headers=headers, timeout=timeout if timeout else self._http.timeout
+        )
 
-    def generate(self, prompt: str, *, on_event: Callable[[Event], None] | None = None,
-                 **options: Any) -> Job:
+    def generate(self, prompt: str, *, on_event: Callable[[Event], None] | None = None, **options: Any) -> Job:
         """Submit and follow the job's events until it ends; the finished job (check its status)."""
         job = self.submit(prompt, **options)
         if job.get("status") in TERMINAL:
@@ -228,10 +262,17 @@ class Client:
     def job(self, job_id: str) -> Job:
         return self._json("GET", f"/v1/jobs/{job_id}")
 
-    def jobs(self, *, status: str | None = None, model: str | None = None, limit: int | None = None,
-             cursor: str | None = None) -> Page:
-        return self._json("GET", "/v1/jobs", params=self._params(status=status, model=model, limit=limit,
-                                                                  cursor=cursor))
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        return self._json(
+            "GET", "/v1/jobs", params=self._params(status=status, model=model, limit=limit, cursor=cursor)
+        )
 
     def cancel(self, job_id: str) -> Job:
         return self._json("POST", f"/v1/jobs/{job_id}/cancel")
@@ -245,8 +286,9 @@ class Client:
             if last_event_id:
                 headers["Last-Event-ID"] = last_event_id
             try:
-                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
-                                       timeout=httpx.Timeout(10.0, read=60.0)) as resp:
+                with self._http.stream(
+                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=httpx.Timeout(10.0, read=60.0)
+                ) as resp:
                     if resp.status_code == 204:
                         return
                     if resp.status_code != 200:
@@ -263,7 +305,7 @@ class Client:
                 failures += 1
                 if failures > reconnects:
                     raise self._down(exc) from None
-                time.sleep(min(2.0, 0.2 * 2 ** failures))
+                time.sleep(min(2.0, 0.2 * 2**failures))
                 continue
             # the stream ended without a terminal event: look at the job itself
             if self.job(job_id).get("status") in TERMINAL:
@@ -295,8 +337,9 @@ class Client:
         """Public sounds of every account, with the same filters as :meth:`sounds`."""
         return self._json("GET", "/v1/library", params=self._params(q=q, **filters))
 
-    def update_sound(self, sound_id: str, *, title: str | None = None, tags: list[str] | None = None,
-                     visibility: str | None = None) -> Sound:
+    def update_sound(
+        self, sound_id: str, *, title: str | None = None, tags: list[str] | None = None, visibility: str | None = None
+    ) -> Sound:
         body = {k: v for k, v in {"title": title, "tags": tags, "visibility": visibility}.items() if v is not None}
         return self._json("PATCH", f"/v1/sounds/{sound_id}", json=body)
 
@@ -321,8 +364,16 @@ class Client:
 
     # --- speech and voices ------------------------------------------------------------------------
 
-    def speech(self, text: str, path: str | Path | BinaryIO, *, voice: str | None = None,
-               response_format: SpeechFormat = "mp3", speed: float = 1.0, **piper: Any) -> int:
+    def speech(
+        self,
+        text: str,
+        path: str | Path | BinaryIO,
+        *,
+        voice: str | None = None,
+        response_format: SpeechFormat = "mp3",
+        speed: float = 1.0,
+        **piper: Any,
+    ) -> int:
         """Speak ``text`` into ``path`` as it streams in (sentence by sentence); the bytes written."""
         body = {"model": "piper", "input": text, "response_format": response_format, "speed": speed, **piper}
         if voice:

@@ -62,13 +62,23 @@ class Progress:
 def cmd_generate(args: argparse.Namespace) -> None:
     fmt = _format_of(args.output, args.format, FORMATS, "wav")
     with _client(args) as sb:
-        job = sb.submit(args.prompt, model=args.model, duration=args.duration, loopable=args.loop, seed=args.seed,
-                        priority=args.priority, voice=args.voice)
+        job = sb.submit(
+            args.prompt,
+            model=args.model,
+            duration=args.duration,
+            loopable=args.loop,
+            seed=args.seed,
+            priority=args.priority,
+            voice=args.voice,
+        )
         print(f"job {job['id']} queued ({job.get('model')})", file=sys.stderr)
         progress: Callable[[Event], None] = (lambda e: None) if args.quiet else Progress()
         try:
-            final = sb.wait(job["id"], on_event=progress) if job.get("status") not in ("succeeded", "failed",
-                                                                                          "canceled") else job
+            final = (
+                sb.wait(job["id"], on_event=progress)
+                if job.get("status") not in ("succeeded", "failed", "canceled")
+                else job
+            )
         except KeyboardInterrupt:
             try:
                 sb.cancel(job["id"])
@@ -93,9 +103,11 @@ def _finish(sb: Client, job: Job, output: str | None, fmt: str, as_json: bool) -
     else:
         kept = next((a for a in job.get("attempt_history") or [] if a.get("kept")), None)
         note = " (accepted anyway)" if quality.get("accepted_anyway") else ""
-        print(f"sound {sound_id}: {result.get('duration', 0):.1f} s at {result.get('sample_rate')} Hz, "
-              f"quality {quality.get('score', 0):.0f}{note}"
-              + (f", attempt {kept['attempt']} of {job.get('attempts')} kept" if kept else ""))
+        print(
+            f"sound {sound_id}: {result.get('duration', 0):.1f} s at {result.get('sample_rate')} Hz, "
+            f"quality {quality.get('score', 0):.0f}{note}"
+            + (f", attempt {kept['attempt']} of {job.get('attempts')} kept" if kept else "")
+        )
 
 
 def cmd_speak(args: argparse.Namespace) -> None:
@@ -122,7 +134,8 @@ def _sound_line(s: dict[str, Any]) -> str:
     tags = ",".join(s.get("tags") or [])
     vis = s.get("visibility", "")
     return f"{s['id']}  {s.get('model', ''):<7} {s.get('duration', 0):5.1f}s  {vis:<8} {title[:60]}" + (
-        f"  [{tags}]" if tags else "")
+        f"  [{tags}]" if tags else ""
+    )
 
 
 def _print_page(page: dict[str, Any], as_json: bool) -> None:
@@ -139,8 +152,11 @@ def _print_page(page: dict[str, Any], as_json: bool) -> None:
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in ("model", "kind", "category", "tag", "sort", "limit", "cursor")
-            if getattr(args, k, None) is not None}
+    return {
+        k: getattr(args, k)
+        for k in ("model", "kind", "category", "tag", "sort", "limit", "cursor")
+        if getattr(args, k, None) is not None
+    }
 
 
 def cmd_sounds(args: argparse.Namespace) -> None:
@@ -174,8 +190,10 @@ def cmd_jobs(args: argparse.Namespace) -> None:
             if args.json:
                 print(json.dumps(page))
             for j in [] if args.json else page["items"]:
-                print(f"{j['id']}  {j['status']:<9} {j['model']:<7} {j['progress'] * 100:5.1f}%  "
-                      f"{str(j.get('params', {}).get('prompt', ''))[:50]}")
+                print(
+                    f"{j['id']}  {j['status']:<9} {j['model']:<7} {j['progress'] * 100:5.1f}%  "
+                    f"{str(j.get('params', {}).get('prompt', ''))[:50]}"
+                )
         elif args.jobs_command == "get":
             print(json.dumps(sb.job(args.id)))
         else:

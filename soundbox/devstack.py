@@ -55,8 +55,23 @@ def ensure_redis(url: str) -> None:
     if shutil.which("redis-server") is None:
         _apt_install("redis-server")
     _say(f"starting Redis on {host}:{port}")
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", str(port),
-                    "--save", "", "--appendonly", "no"], check=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+    )
     _wait_port(host, port, "Redis")
 
 

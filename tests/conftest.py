@@ -122,8 +122,13 @@ def start_api(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
     log = open(_TMP / f"api-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/readyz", proc)
     return url, proc
@@ -166,15 +171,24 @@ class Workers:
         self.redis = redis_client
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, queues: str = "music,audio,magnet,voice", concurrency: int = 1,
-              timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        self,
+        queues: str = "music,audio,magnet,voice",
+        concurrency: int = 1,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
         from shared.infra import registry
 
         log = open(_TMP / f"worker-{len(self.procs)}-{time.time():.0f}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "worker", "--queues", queues,
-                                 "--concurrency", str(concurrency)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "soundbox.cli", "worker", "--queues", queues, "--concurrency", str(concurrency)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         self.procs.append(proc)
         name = f"{socket.gethostname()}:{proc.pid}"
         deadline = time.monotonic() + timeout
@@ -187,15 +201,21 @@ class Workers:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready; log: {log.name}")
 
-    def start_webhooks(self, env: dict[str, str] | None = None, concurrency: int = 4,
-                       timeout: float = 60) -> subprocess.Popen:
+    def start_webhooks(
+        self, env: dict[str, str] | None = None, concurrency: int = 4, timeout: float = 60
+    ) -> subprocess.Popen:
         """A `soundbox webhooks` delivery worker, ready when it announces itself."""
         from shared.infra import registry
 
         log = open(_TMP / f"webhooks-{len(self.procs)}-{time.time():.0f}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "webhooks", "--concurrency", str(concurrency)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "soundbox.cli", "webhooks", "--concurrency", str(concurrency)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         self.procs.append(proc)
         key = registry.PREFIX + f"{socket.gethostname()}:{proc.pid}"
         deadline = time.monotonic() + timeout
@@ -275,8 +295,8 @@ def submit(client, **fields) -> str:
 
 
 def db_job(job_id: str):
-    from shared.infra.db import session_scope
     from shared.domain.models import Job
+    from shared.infra.db import session_scope
 
     with session_scope() as s:
         return s.get(Job, uuid.UUID(job_id))
@@ -301,8 +321,18 @@ class Receiver:
         import json
 
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "webhook_receiver.py"), "--log", str(log),
-                                      "--plan", json.dumps(plan)], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "webhook_receiver.py"),
+                "--log",
+                str(log),
+                "--plan",
+                json.dumps(plan),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"the webhook receiver did not start (exit code {self.proc.poll()})")

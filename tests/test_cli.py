@@ -13,8 +13,14 @@ from tests.conftest import ROOT
 
 
 def soundbox(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "soundbox.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "soundbox.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
 
 
 def test_analyze_prints_one_json_line_per_file(tmp_path):
@@ -39,8 +45,12 @@ def test_analyze_a_folder_in_one_process_with_the_kind(tmp_path):
     sr = 22050
     rain = corpus.sfx_rain(rng, 3 * sr, sr)
     rain = rain / np.abs(rain).max() * 0.5
-    files = {"rain.wav": rain, "rain-stops.wav": np.r_[rain[: sr], np.zeros(2 * sr)],
-             "silent.wav": np.zeros(sr), "rain-dc.wav": rain * 0.2 + 0.3}
+    files = {
+        "rain.wav": rain,
+        "rain-stops.wav": np.r_[rain[:sr], np.zeros(2 * sr)],
+        "silent.wav": np.zeros(sr),
+        "rain-dc.wav": rain * 0.2 + 0.3,
+    }
     for name, audio in files.items():
         (tmp_path / name).write_bytes(encode_wav(audio, sr))
     paths = sorted(str(p) for p in tmp_path.glob("*.wav"))
@@ -78,8 +88,9 @@ def test_analyze_takes_the_prompt_and_says_what_it_waived(tmp_path):
     plain = json.loads(soundbox("analyze", str(drone), "--kind", "sfx", "--json").stdout)
     assert plain["is_good"] is False and [i["code"] for i in plain["issues"]] == ["stuck_tone"]
     assert plain["issues"][0]["fails"] is True and 0.5 <= plain["issues"][0]["confidence"] <= 1
-    asked = json.loads(soundbox("analyze", str(drone), "--kind", "sfx", "--prompt", "a low spaceship drone",
-                                "--json").stdout)
+    asked = json.loads(
+        soundbox("analyze", str(drone), "--kind", "sfx", "--prompt", "a low spaceship drone", "--json").stdout
+    )
     assert asked["is_good"] is True and asked["issues"] == [] and asked["score"] == 100
     assert [(w["code"], w["words"]) for w in asked["waived"]] == [("stuck_tone", ["drone"])]
     text = soundbox("analyze", str(drone), "--kind", "sfx", "--prompt", "a low spaceship drone").stdout

@@ -22,11 +22,19 @@ from tests.conftest import ROOT, free_port, make_key, start_api
 def soundbox(*args: str, env: dict[str, str] | None = None, timeout: float = 480) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("SOUNDBOX_URL", "SOUNDBOX_API_KEY")}
     try:
-        return subprocess.run([sys.executable, "-m", "soundbox.cli", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout, env={**full_env, **(env or {})})
+        return subprocess.run(
+            [sys.executable, "-m", "soundbox.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**full_env, **(env or {})},
+        )
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise AssertionError(f"soundbox {' '.join(args[:2])} ran past {timeout} s; stderr ends: {err[-1500:]}") from None
+        raise AssertionError(
+            f"soundbox {' '.join(args[:2])} ran past {timeout} s; stderr ends: {err[-1500:]}"
+        ) from None
 
 
 def conn(api_url: str, key: str) -> list[str]:
@@ -41,9 +49,24 @@ def no_traceback(out: subprocess.CompletedProcess) -> None:
 
 
 def test_ctrl_c_cancels_the_job(api_url, api_key, idle_queues):
-    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "generate", "waiting for ever", "--model", "magnet",
-                             "--duration", "2", *conn(api_url, api_key)], cwd=ROOT, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "soundbox.cli",
+            "generate",
+            "waiting for ever",
+            "--model",
+            "magnet",
+            "--duration",
+            "2",
+            *conn(api_url, api_key),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()
     assert line.startswith("job ") and "queued" in line, line
     job_id = line.split()[1]
@@ -73,8 +96,13 @@ def test_a_full_queue_is_a_clear_503_with_retry_after(idle_queues):
 
 
 def test_rate_limited_is_a_clear_429_with_retry_after():
-    url, proc = start_api({"SOUNDBOX_RATE_LIMITS": json.dumps(
-        {"generate": [1000, 60], "read": [1, 3600], "speech": [1000, 60], "admin": [1000, 60]})})
+    url, proc = start_api(
+        {
+            "SOUNDBOX_RATE_LIMITS": json.dumps(
+                {"generate": [1000, 60], "read": [1, 3600], "speech": [1000, 60], "admin": [1000, 60]}
+            )
+        }
+    )
     try:
         key = make_key("rate limited", "free")
         assert soundbox("jobs", "list", *conn(url, key)).returncode == 0
@@ -107,8 +135,17 @@ def test_clear_messages_for_401_404_422_and_a_server_that_is_down(api_url, api_k
 
 def test_generate_shows_progress_and_writes_the_file(api_url, api_key, module_worker, tmp_path):
     target = tmp_path / "piano.wav"
-    out = soundbox("generate", "calm piano, slow", "--model", "music", "--duration", "3", "-o", str(target),
-                   *conn(api_url, api_key))
+    out = soundbox(
+        "generate",
+        "calm piano, slow",
+        "--model",
+        "music",
+        "--duration",
+        "3",
+        "-o",
+        str(target),
+        *conn(api_url, api_key),
+    )
     assert out.returncode == 0, out.stderr
     bars = [line for line in out.stderr.splitlines() if line.startswith("[")]
     percents = [float(line.split("]")[1].split("%")[0]) for line in bars]
@@ -129,8 +166,19 @@ def test_generate_shows_progress_and_writes_the_file(api_url, api_key, module_wo
 
 def test_generate_to_mp3_quietly_with_json(api_url, api_key, module_worker, tmp_path):
     target = tmp_path / "rain.mp3"
-    out = soundbox("generate", "rain on leaves", "--model", "audio", "--duration", "2", "-q", "--json", "-o",
-                   str(target), *conn(api_url, api_key))
+    out = soundbox(
+        "generate",
+        "rain on leaves",
+        "--model",
+        "audio",
+        "--duration",
+        "2",
+        "-q",
+        "--json",
+        "-o",
+        str(target),
+        *conn(api_url, api_key),
+    )
     assert out.returncode == 0, out.stderr
     job = json.loads(out.stdout)
     assert job["status"] == "succeeded" and job["model"] == "audio"
@@ -143,8 +191,15 @@ def test_speak_and_voices(api_url, api_key, tmp_path):
     voices = soundbox("voices", *conn(api_url, api_key))
     assert voices.returncode == 0 and "* en_US-joe-medium" in voices.stdout
     target = tmp_path / "hello.mp3"
-    out = soundbox("speak", "Hello from the command line.", "--voice", "en_US-joe-medium", "-o", str(target),
-                   *conn(api_url, api_key))
+    out = soundbox(
+        "speak",
+        "Hello from the command line.",
+        "--voice",
+        "en_US-joe-medium",
+        "-o",
+        str(target),
+        *conn(api_url, api_key),
+    )
     assert out.returncode == 0, out.stderr
     data = target.read_bytes()
     assert len(data) > 2000 and (data[:3] == b"ID3" or data[0] == 0xFF)
@@ -206,8 +261,18 @@ def test_sounds_search_and_update(api_url, module_worker, tmp_path):
     out = soundbox("sounds", "search", "rain", *conn(api_url, key))
     assert out.returncode == 0, out.stderr
     assert [line.split()[0] for line in out.stdout.splitlines()] == [rain_id]
-    upd = soundbox("sounds", "update", rain_id, "--title", "Window rain", "--tags", "rain,calm", "--visibility",
-                   "public", *conn(api_url, key))
+    upd = soundbox(
+        "sounds",
+        "update",
+        rain_id,
+        "--title",
+        "Window rain",
+        "--tags",
+        "rain,calm",
+        "--visibility",
+        "public",
+        *conn(api_url, key),
+    )
     assert upd.returncode == 0 and "Window rain" in upd.stdout and "public" in upd.stdout
     public = soundbox("sounds", "search", "window", "--public", "--json", *conn(api_url, key))
     assert rain_id in [s["id"] for s in json.loads(public.stdout)["items"]]

@@ -69,8 +69,11 @@ def test_redis_is_configured_for_celery(compose):
 
 def test_state_lives_on_named_volumes(compose):
     services, volumes = compose["services"], compose["volumes"]
-    for service, mount in (("postgres", "pgdata:/var/lib/postgresql/data"), ("redis", "redisdata:/data"),
-                           ("minio", "miniodata:/data")):
+    for service, mount in (
+        ("postgres", "pgdata:/var/lib/postgresql/data"),
+        ("redis", "redisdata:/data"),
+        ("minio", "miniodata:/data"),
+    ):
         assert mount in services[service]["volumes"] and mount.split(":")[0] in volumes
 
 
@@ -136,8 +139,12 @@ def test_every_service_reads_settings_that_exist(compose, monkeypatch):
     assert settings.database_url == "postgresql+psycopg://soundbox:soundbox@postgres:5432/soundbox"
     store = get_store(settings)
     assert isinstance(store, S3ObjectStore)
-    assert (store.bucket, store.prefix, store.endpoint_url, store.addressing_style) == \
-        ("soundbox", "media/", "http://minio:9000", "path")
+    assert (store.bucket, store.prefix, store.endpoint_url, store.addressing_style) == (
+        "soundbox",
+        "media/",
+        "http://minio:9000",
+        "path",
+    )
     # the credentials the services use are MinIO's root credentials
     minio = services["minio"]["environment"]
     assert interpolate(minio["MINIO_ROOT_USER"]) == env["AWS_ACCESS_KEY_ID"]

@@ -29,8 +29,12 @@ def test_aging_lets_low_priority_through_a_steady_flood(client, workers, idle_qu
     assert low_job["status"] == "succeeded"
     jobs = [client.get(f"/v1/jobs/{j}").json() for j in flood]
     started = _ts(low_job, "started_at")
-    overtaken = [j for j in jobs if _ts(j, "created_at") < started and (_ts(j, "started_at") or datetime.max.replace(
-        tzinfo=started.tzinfo)) > started]
+    overtaken = [
+        j
+        for j in jobs
+        if _ts(j, "created_at") < started
+        and (_ts(j, "started_at") or datetime.max.replace(tzinfo=started.tzinfo)) > started
+    ]
     ahead = [j for j in jobs if j["started_at"] and _ts(j, "started_at") < started]
     assert ahead, "the flood did run first"
     assert overtaken, "the low-priority job ran while high-priority jobs were still waiting"

@@ -21,12 +21,15 @@ def wav_info(data: bytes) -> tuple[int, int, int]:
         return w.getframerate(), w.getnchannels(), w.getnframes()
 
 
-@pytest.mark.parametrize("model, body", [
-    ("music", {"prompt": "calm acoustic guitar, folk style", "duration": 2}),
-    ("audio", {"prompt": "footsteps on a wooden floor", "duration": 1.5}),
-    ("magnet", {"prompt": "energetic synthwave with arpeggios", "duration": 10}),  # its fixed length
-    ("voice", {"prompt": "Hello from Sound Box. This sentence is spoken by Piper."}),
-])
+@pytest.mark.parametrize(
+    "model, body",
+    [
+        ("music", {"prompt": "calm acoustic guitar, folk style", "duration": 2}),
+        ("audio", {"prompt": "footsteps on a wooden floor", "duration": 1.5}),
+        ("magnet", {"prompt": "energetic synthwave with arpeggios", "duration": 10}),  # its fixed length
+        ("voice", {"prompt": "Hello from Sound Box. This sentence is spoken by Piper."}),
+    ],
+)
 def test_full_path(client, module_worker, model, body):
     resp = client.post("/v1/generations", json={"model": model, **body, "seed": 1234})
     assert resp.status_code == 202, resp.text
@@ -77,8 +80,10 @@ def test_full_path(client, module_worker, model, body):
 
 
 def test_range_requests_and_loopable(client, module_worker):
-    job = client.post("/v1/generations", json={"model": "music", "prompt": "ambient pad loop",
-                                                "duration": 2, "loopable": True, "seed": 7}).json()
+    job = client.post(
+        "/v1/generations",
+        json={"model": "music", "prompt": "ambient pad loop", "duration": 2, "loopable": True, "seed": 7},
+    ).json()
     done = wait_for_job(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["params"]["loopable"] is True
@@ -103,8 +108,12 @@ def test_range_requests_and_loopable(client, module_worker):
 
 
 def test_list_filters_and_pagination(client, module_worker):
-    ids = [client.post("/v1/generations", json={"model": "audio", "prompt": f"door creak number {i}",
-                                                 "duration": 1}).json()["id"] for i in range(3)]
+    ids = [
+        client.post(
+            "/v1/generations", json={"model": "audio", "prompt": f"door creak number {i}", "duration": 1}
+        ).json()["id"]
+        for i in range(3)
+    ]
     for job_id in ids:
         wait_for_job(client, job_id)
     seen, cursor = [], None
@@ -145,8 +154,9 @@ def test_cancel_finished_job_is_409(client, module_worker):
 
 def test_no_attempt_passes_keeps_the_best_and_says_so(client, module_worker):
     # The tiny catalog's music model makes noise: honest noise fails a music quality check.
-    job = client.post("/v1/generations", json={"model": "music", "prompt": "solo piano nocturne",
-                                                "duration": 1.5, "seed": 99}).json()
+    job = client.post(
+        "/v1/generations", json={"model": "music", "prompt": "solo piano nocturne", "duration": 1.5, "seed": 99}
+    ).json()
     done = wait_for_job(client, job["id"])
     assert done["status"] == "succeeded" and done["error"] is None, done
     history = done["attempt_history"]
@@ -171,18 +181,29 @@ def _storage_dir():
 
 def test_audio_in_every_format_with_ranges_and_caching(client, module_worker):
     prompt = "Footsteps on a wooden floor, café ambience"
-    done = wait_for_job(client, client.post("/v1/generations", json={
-        "model": "audio", "prompt": prompt, "duration": 1.5, "seed": 5}).json()["id"])
+    done = wait_for_job(
+        client,
+        client.post("/v1/generations", json={"model": "audio", "prompt": prompt, "duration": 1.5, "seed": 5}).json()[
+            "id"
+        ],
+    )
     assert done["status"] == "succeeded", done
     sound_id, url = done["result"]["sound_id"], done["result"]["audio_url"]
-    expected = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg",
-                "opus": "audio/ogg; codecs=opus"}
+    expected = {
+        "wav": "audio/wav",
+        "flac": "audio/flac",
+        "mp3": "audio/mpeg",
+        "ogg": "audio/ogg",
+        "opus": "audio/ogg; codecs=opus",
+    }
     for fmt, media_type in expected.items():
         resp = client.get(url, params={"format": fmt})
         assert resp.status_code == 200 and resp.headers["content-type"] == media_type, (fmt, resp.text)
         disposition = resp.headers["content-disposition"]
-        assert f'filename="footsteps-on-a-wooden-floor-cafe-ambience-{sound_id.replace("-", "")[:8]}.{fmt}"' \
-            in disposition and "filename*=UTF-8''footsteps-on-a-wooden-floor-caf%C3%A9-ambience" in disposition
+        assert (
+            f'filename="footsteps-on-a-wooden-floor-cafe-ambience-{sound_id.replace("-", "")[:8]}.{fmt}"' in disposition
+            and "filename*=UTF-8''footsteps-on-a-wooden-floor-caf%C3%A9-ambience" in disposition
+        )
         assert resp.headers["etag"] == f'"{sound_id}-{fmt}"' and "immutable" in resp.headers["cache-control"]
         assert resp.headers["accept-ranges"] == "bytes" and resp.headers["vary"] == "Accept"
         audio, rate = sf.read(io.BytesIO(resp.content), dtype="float32", always_2d=True)
@@ -191,7 +212,9 @@ def test_audio_in_every_format_with_ranges_and_caching(client, module_worker):
         assert part.status_code == 206 and part.content == resp.content[10:110]
         assert part.headers["content-range"] == f"bytes 10-109/{len(resp.content)}"
         assert client.get(url, params={"format": fmt}).content == resp.content
-        assert client.get(url, params={"format": fmt}, headers={"If-None-Match": resp.headers["etag"]}).status_code == 304
+        assert (
+            client.get(url, params={"format": fmt}, headers={"If-None-Match": resp.headers["etag"]}).status_code == 304
+        )
         if fmt != "wav":  # converted once, kept beside the WAV
             assert (_storage_dir() / "sounds" / sound_id / f"audio.{fmt}").is_file()
 
@@ -212,8 +235,10 @@ def test_audio_in_every_format_with_ranges_and_caching(client, module_worker):
 
 
 def test_peaks_and_spectrogram_caching(client, module_worker):
-    done = wait_for_job(client, client.post("/v1/generations", json={
-        "model": "voice", "prompt": "Peaks for a waveform view."}).json()["id"])
+    done = wait_for_job(
+        client,
+        client.post("/v1/generations", json={"model": "voice", "prompt": "Peaks for a waveform view."}).json()["id"],
+    )
     assert done["status"] == "succeeded", done
     sound_id = done["result"]["sound_id"]
     wav, rate = sf.read(io.BytesIO(client.get(done["result"]["audio_url"]).content), dtype="float32")
@@ -227,8 +252,10 @@ def test_peaks_and_spectrogram_caching(client, module_worker):
     assert min(lo for lo, _ in body["peaks"]) == pytest.approx(wav.min(), abs=1e-3)
     assert (_storage_dir() / "sounds" / sound_id / "peaks-200.json").is_file()
     etag = resp.headers["etag"]
-    assert client.get(f"/v1/sounds/{sound_id}/peaks", params={"points": 200},
-                      headers={"If-None-Match": etag}).status_code == 304
+    assert (
+        client.get(f"/v1/sounds/{sound_id}/peaks", params={"points": 200}, headers={"If-None-Match": etag}).status_code
+        == 304
+    )
     assert len(client.get(f"/v1/sounds/{sound_id}/peaks").json()["peaks"]) == 1000  # the default
     for bad in (0, 10001, "many"):
         r = client.get(f"/v1/sounds/{sound_id}/peaks", params={"points": bad})

@@ -91,8 +91,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def graph(top_level_only: bool) -> dict[str, set[str]]:
     mods = modules()
     packages = {name for name, path in mods.items() if path.name == "__init__.py"}
-    return {name: {m for m in imports(path, mods, top_level_only) if m in mods and m not in packages}
-            for name, path in mods.items()}
+    return {
+        name: {m for m in imports(path, mods, top_level_only) if m in mods and m not in packages}
+        for name, path in mods.items()
+    }
 
 
 def test_the_cycle_finder_finds_cycles():
@@ -114,7 +116,8 @@ def test_layers_import_one_way(package):
     mods = modules()
     bad = sorted(
         f"{name} imports {target}"
-        for name, path in mods.items() if name.split(".")[0] == package
+        for name, path in mods.items()
+        if name.split(".")[0] == package
         for target in imports(path, mods, top_level_only=False)
         if target.split(".")[0] in FORBIDDEN[package]
     )

@@ -29,8 +29,13 @@ def second_api(api_url):
     """Another API process on the same Redis and database: events reach every process."""
     port = free_port()
     log = open(_TMP / "api-second.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/readyz", proc)
     yield url
@@ -106,7 +111,7 @@ def test_sse_resumes_after_last_event_id_and_ends(account, api_url, stack):
     assert full[0]["event"] == "job.queued" and full[-1]["event"] == "job.succeeded"
     cut = [e["event"] for e in full].index("job.started")
     rest = read_sse(url, {**auth(account), "Last-Event-ID": full[cut]["id"]})
-    assert [e["id"] for e in rest] == [e["id"] for e in full[cut + 1:]]
+    assert [e["id"] for e in rest] == [e["id"] for e in full[cut + 1 :]]
     done = account.get(url, headers={"Last-Event-ID": full[-1]["id"]})
     assert done.status_code == 204  # seen it all: EventSource stops reconnecting
     bad = account.get(url, headers={"Last-Event-ID": "yesterday"})
@@ -114,13 +119,16 @@ def test_sse_resumes_after_last_event_id_and_ends(account, api_url, stack):
 
 
 def test_sse_is_live_across_processes_and_tells_a_cancel(account, stack, second_api):
-    job = account.post("/v1/generations", json={"model": "magnet", "prompt": "never served here", "duration": 10}).json()
+    job = account.post(
+        "/v1/generations", json={"model": "magnet", "prompt": "never served here", "duration": 10}
+    ).json()
     listening = threading.Event()
     got: list[dict] = []
 
     def follow():
-        got.extend(read_sse(f"{second_api}/v1/jobs/{job['id']}/events", auth(account),
-                            on_event=lambda e: listening.set()))
+        got.extend(
+            read_sse(f"{second_api}/v1/jobs/{job['id']}/events", auth(account), on_event=lambda e: listening.set())
+        )
 
     reader = threading.Thread(target=follow)
     reader.start()
@@ -139,8 +147,9 @@ def test_sse_of_another_accounts_job_is_404(client, account):
 
 
 def test_prefer_wait_returns_the_finished_job(account, stack):
-    resp = account.post("/v1/generations", json={"model": "voice", "prompt": "Worth the wait."},
-                        headers={"Prefer": "wait=60"})
+    resp = account.post(
+        "/v1/generations", json={"model": "voice", "prompt": "Worth the wait."}, headers={"Prefer": "wait=60"}
+    )
     assert resp.status_code == 201, resp.text
     job = resp.json()
     assert job["status"] == "succeeded" and job["result"]["audio_url"].startswith("http")
@@ -149,19 +158,28 @@ def test_prefer_wait_returns_the_finished_job(account, stack):
 
 
 def test_prefer_wait_times_out_with_202(account):
-    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "nobody serves magnet", "duration": 10},
-                        headers={"Prefer": "respond-async, wait=1"})
+    resp = account.post(
+        "/v1/generations",
+        json={"model": "magnet", "prompt": "nobody serves magnet", "duration": 10},
+        headers={"Prefer": "respond-async, wait=1"},
+    )
     assert resp.status_code == 202 and resp.json()["status"] == "queued"
     assert resp.headers["preference-applied"] == "wait=1"
-    plain = account.post("/v1/generations", json={"model": "magnet", "prompt": "no preference", "duration": 10},
-                         headers={"Prefer": "respond-async"})
+    plain = account.post(
+        "/v1/generations",
+        json={"model": "magnet", "prompt": "no preference", "duration": 10},
+        headers={"Prefer": "respond-async"},
+    )
     assert plain.status_code == 202 and "preference-applied" not in plain.headers
 
 
 @pytest.mark.parametrize("prefer", ["wait=61", "wait=abc", "wait=-1", "wait=", "wait=1.5"])
 def test_bad_prefer_wait_is_422(account, prefer):
-    resp = account.post("/v1/generations", json={"model": "magnet", "prompt": "bad preference", "duration": 10},
-                        headers={"Prefer": prefer})
+    resp = account.post(
+        "/v1/generations",
+        json={"model": "magnet", "prompt": "bad preference", "duration": 10},
+        headers={"Prefer": prefer},
+    )
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "Prefer", resp.text
     assert account.get("/v1/jobs").json()["items"] == []
 
@@ -174,13 +192,17 @@ def test_idempotent_replay_makes_one_job(account):
     first = account.post("/v1/generations", json=MAGNET, headers={"Idempotency-Key": key})
     assert first.status_code == 202 and "idempotent-replayed" not in first.headers
     # the same request (other key order and spacing) is the same request
-    again = account.post("/v1/generations", headers={"Idempotency-Key": key, "Content-Type": "application/json"},
-                         content=json.dumps(dict(reversed(list(MAGNET.items()))), indent=2))
+    again = account.post(
+        "/v1/generations",
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+        content=json.dumps(dict(reversed(list(MAGNET.items()))), indent=2),
+    )
     assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"] and again.headers["location"] == first.headers["location"]
     assert [j["id"] for j in account.get("/v1/jobs").json()["items"]] == [first.json()["id"]]
-    other = account.post("/v1/generations", json={**MAGNET, "prompt": "a different request"},
-                         headers={"Idempotency-Key": key})
+    other = account.post(
+        "/v1/generations", json={**MAGNET, "prompt": "a different request"}, headers={"Idempotency-Key": key}
+    )
     assert other.status_code == 409 and other.headers["content-type"].startswith("application/problem+json")
     assert key in other.json()["detail"]
     assert len(account.get("/v1/jobs").json()["items"]) == 1

@@ -40,8 +40,12 @@ def test_models_match_the_migrations_and_the_head_goes_down_and_up(scratch):
     upgrade_head(URL)
     assert diffs(scratch) == []
     with scratch.connect() as conn:  # the generated search column is there and kept up to date by PostgreSQL
-        kind = conn.execute(text("SELECT is_generated FROM information_schema.columns "
-                                 "WHERE table_name = 'sounds' AND column_name = 'search_vector'")).scalar()
+        kind = conn.execute(
+            text(
+                "SELECT is_generated FROM information_schema.columns "
+                "WHERE table_name = 'sounds' AND column_name = 'search_vector'"
+            )
+        ).scalar()
     assert kind == "ALWAYS"
     command.downgrade(alembic_config(URL), "-1")
     assert diffs(scratch) != []  # the library columns are gone

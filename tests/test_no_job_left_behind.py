@@ -28,11 +28,25 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else \
-            ["--appendonly", "no"]
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--dir", str(self.dir), "--save", "", "--maxmemory-policy", "noeviction",
-                                      *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -65,16 +79,21 @@ def _outcome(job_ids: list[str]) -> dict[str, tuple[str, int]]:
     ids = [__import__("uuid").UUID(j) for j in job_ids]
     with session_scope() as s:
         status = dict(s.exec(select(Job.id, Job.status).where(col(Job.id).in_(ids))).all())
-        sounds = dict(s.exec(select(Sound.job_id, func.count()).where(col(Sound.job_id).in_(ids))
-                             .group_by(Sound.job_id)).all())
+        sounds = dict(
+            s.exec(select(Sound.job_id, func.count()).where(col(Sound.job_id).in_(ids)).group_by(Sound.job_id)).all()
+        )
     return {str(i): (str(status[i]), sounds.get(i, 0)) for i in ids}
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["no-persistence", "appendonly"])
 def test_redis_crash_with_jobs_at_every_priority(database, tmp_path, persistent):
     own = OwnRedis(tmp_path, persistent)
-    env = {"SOUNDBOX_REDIS_URL": own.url, "SOUNDBOX_RECONCILE_GRACE_SECONDS": "3",
-           "SOUNDBOX_AGING_SECONDS": "3600", "SOUNDBOX_MAX_ATTEMPTS": "1"}  # one attempt: counting, not quality
+    env = {
+        "SOUNDBOX_REDIS_URL": own.url,
+        "SOUNDBOX_RECONCILE_GRACE_SECONDS": "3",
+        "SOUNDBOX_AGING_SECONDS": "3600",
+        "SOUNDBOX_MAX_ATTEMPTS": "1",
+    }  # one attempt: counting, not quality
     url, api = start_api(env)
     workers = Workers(redis.Redis.from_url(own.url))
     try:
@@ -82,17 +101,17 @@ def test_redis_crash_with_jobs_at_every_priority(database, tmp_path, persistent)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
             job_ids = []
             for priority in range(10):
-                resp = c.post("/v1/generations", json={"model": "music", "prompt": f"crash test {priority}",
-                                                       "duration": 1, "priority": priority})
+                resp = c.post(
+                    "/v1/generations",
+                    json={"model": "music", "prompt": f"crash test {priority}", "duration": 1, "priority": priority},
+                )
                 assert resp.status_code == 202, resp.text
                 job_ids.append(resp.json()["id"])
-        before = sum(redis.Redis.from_url(own.url).llen(k) for k in
-                     ["music", *(f"music:{n}" for n in range(1, 10))])
+        before = sum(redis.Redis.from_url(own.url).llen(k) for k in ["music", *(f"music:{n}" for n in range(1, 10))])
         assert before == 10  # every priority has its message waiting
         own.crash()
         own.start()
-        after = sum(redis.Redis.from_url(own.url).llen(k) for k in
-                    ["music", *(f"music:{n}" for n in range(1, 10))])
+        after = sum(redis.Redis.from_url(own.url).llen(k) for k in ["music", *(f"music:{n}" for n in range(1, 10))])
         assert after == (10 if persistent else 0)
         workers.start(queues="music", env=env, timeout=300)
         deadline = time.monotonic() + 600

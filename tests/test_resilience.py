@@ -23,8 +23,13 @@ def start_unready_api(env: dict[str, str]) -> tuple[str, subprocess.Popen]:
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
     log = open(_TMP / f"api-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -60,9 +65,11 @@ def eventually(check, timeout: float = 30.0):
 def proxied_api(database, redis_client):
     db_url, redis_url = urlsplit(TEST_ENV["SOUNDBOX_DATABASE_URL"]), urlsplit(TEST_ENV["SOUNDBOX_REDIS_URL"])
     pg, rd = TcpProxy(db_url.port or 5432), TcpProxy(redis_url.port or 6379)
-    env = {"SOUNDBOX_DATABASE_URL": TEST_ENV["SOUNDBOX_DATABASE_URL"].replace(f":{db_url.port}/", f":{pg.port}/"),
-           "SOUNDBOX_REDIS_URL": TEST_ENV["SOUNDBOX_REDIS_URL"].replace(f":{redis_url.port}/", f":{rd.port}/"),
-           "SOUNDBOX_DB_CONNECT_TIMEOUT": "2"}
+    env = {
+        "SOUNDBOX_DATABASE_URL": TEST_ENV["SOUNDBOX_DATABASE_URL"].replace(f":{db_url.port}/", f":{pg.port}/"),
+        "SOUNDBOX_REDIS_URL": TEST_ENV["SOUNDBOX_REDIS_URL"].replace(f":{redis_url.port}/", f":{rd.port}/"),
+        "SOUNDBOX_DB_CONNECT_TIMEOUT": "2",
+    }
     url, proc = start_unready_api(env)
     yield url, pg, rd
     proc.terminate()
@@ -80,9 +87,13 @@ def test_database_outage_is_503_naming_the_database_and_recovers(proxied_api, id
         job_url = f"/v1/jobs/{job.json()['id']}"
         assert c.get(job_url).status_code == 200
         pg.down()
-        for method, path, body in [("GET", job_url, None), ("GET", "/v1/jobs", None),
-                                   ("POST", "/v1/generations", {"model": "music", "prompt": "while down"}),
-                                   ("GET", "/v1/admin/queue", None), ("GET", "/v1/sounds/" + job.json()["id"], None)]:
+        for method, path, body in [
+            ("GET", job_url, None),
+            ("GET", "/v1/jobs", None),
+            ("POST", "/v1/generations", {"model": "music", "prompt": "while down"}),
+            ("GET", "/v1/admin/queue", None),
+            ("GET", "/v1/sounds/" + job.json()["id"], None),
+        ]:
             assert_outage(c.request(method, path, json=body), "database")
         ready = c.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["database"] != "ok"
@@ -106,8 +117,11 @@ def test_redis_outage_is_503_naming_redis_and_recovers(proxied_api, idle_queues)
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
         rd.up()
         eventually(lambda: _expect(c.get("/v1/admin/queue"), 200))
-        eventually(lambda: _expect(c.post("/v1/generations", json={"model": "music", "prompt": "back again",
-                                                                   "duration": 1}), 202))
+        eventually(
+            lambda: _expect(
+                c.post("/v1/generations", json={"model": "music", "prompt": "back again", "duration": 1}), 202
+            )
+        )
 
 
 def _expect(resp: httpx.Response, status: int) -> httpx.Response:
@@ -120,8 +134,9 @@ async def _hammer(url: str, key: str, path: str, connections: int, seconds: floa
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     # a new connection per request: on this shared 2-core machine a client loop can stall past
     # uvicorn's 5 s keep-alive, and a server closing an idle connection is not what is measured here
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}", "Connection": "close"},
-                                 timeout=30, limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}", "Connection": "close"}, timeout=30, limits=limits
+    ) as c:
         stop = time.monotonic() + seconds
 
         async def loop() -> None:
@@ -142,17 +157,22 @@ async def _hammer(url: str, key: str, path: str, connections: int, seconds: floa
     return counts
 
 
-@pytest.mark.parametrize("env", [
-    {},  # the defaults
-    {"SOUNDBOX_API_MAX_IN_FLIGHT": "2", "SOUNDBOX_API_MAX_QUEUED": "2", "SOUNDBOX_API_QUEUE_WAIT": "0.05"},
-], ids=["defaults", "tiny-limits"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # the defaults
+        {"SOUNDBOX_API_MAX_IN_FLIGHT": "2", "SOUNDBOX_API_MAX_QUEUED": "2", "SOUNDBOX_API_QUEUE_WAIT": "0.05"},
+    ],
+    ids=["defaults", "tiny-limits"],
+)
 def test_256_connections_get_answers_never_500(database, redis_client, env):
     url, proc = start_unready_api(env)
     try:
         key = make_key("saturation", "creator")
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
-            job_id = c.post("/v1/generations", json={"model": "music", "prompt": "load test tune",
-                                                     "duration": 1}).json()["id"]
+            job_id = c.post(
+                "/v1/generations", json={"model": "music", "prompt": "load test tune", "duration": 1}
+            ).json()["id"]
         counts = asyncio.run(_hammer(url, key, f"/v1/jobs/{job_id}", 256, 8))
         print(env, counts)
         statuses = {s for s in counts if s > 0}

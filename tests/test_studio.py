@@ -24,14 +24,30 @@ def _options(profile: Path, downloads: Path, width: int = 1280, height: int = 10
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+    ):
         opts.add_argument(flag)
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False,
-                                           "profile.default_content_setting_values.automatic_downloads": 1})
+    opts.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "profile.default_content_setting_values.automatic_downloads": 1,
+        },
+    )
     return opts
 
 
@@ -49,8 +65,9 @@ def browser_factory(tmp_path):
         n = len(started)
         downloads = tmp_path / f"downloads-{n}"
         downloads.mkdir()
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER),
-                                  options=_options(tmp_path / f"profile-{n}", downloads, width, height))
+        driver = webdriver.Chrome(
+            service=Service(CHROMEDRIVER), options=_options(tmp_path / f"profile-{n}", downloads, width, height)
+        )
         driver.set_script_timeout(60)
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         driver.downloads = downloads
@@ -77,9 +94,12 @@ def wait(driver, condition, timeout: float = 60, what: str = "condition"):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1,  # lists re-render while they are read
-                         ignored_exceptions=[StaleElementReferenceException]).until(condition,
-                                                                                    message=f"waited for {what}")
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,  # lists re-render while they are read
+        ignored_exceptions=[StaleElementReferenceException],
+    ).until(condition, message=f"waited for {what}")
 
 
 def open_studio(driver, api_url: str, key: str | None, page: str = "generate") -> None:
@@ -93,14 +113,17 @@ def open_studio(driver, api_url: str, key: str | None, page: str = "generate") -
 
 def audio_can_play(driver, element_id: str, timeout: float = 60) -> dict:
     """Wait until the <audio> reaches canplay (readyState ≥ 3); its duration and readyState."""
-    return driver.execute_async_script("""
+    return driver.execute_async_script(
+        """
         const [id, done] = [arguments[0], arguments[arguments.length - 1]];
         const a = document.getElementById(id);
         const report = () => done({readyState: a.readyState, duration: a.duration, src: a.currentSrc, error: a.error && a.error.code});
         if (a.readyState >= 3) return report();
         a.addEventListener('canplay', report, {once: true});
         a.addEventListener('error', report, {once: true});
-    """, element_id)
+    """,
+        element_id,
+    )
 
 
 def test_the_studio_is_served_at_the_root_with_its_modules(api_url):
@@ -124,8 +147,13 @@ def test_the_key_field_persists_across_reloads(browser, api_url, api_key, tmp_pa
     field = browser.find_element(By.ID, "api-key")
     field.send_keys(api_key)
     browser.find_element(By.ID, "key-save").click()
-    wait(browser, lambda d: d.execute_script("return document.body.dataset.ready === '1' && "
-                                             "document.getElementById('api-key').value !== ''"), what="reload")
+    wait(
+        browser,
+        lambda d: d.execute_script(
+            "return document.body.dataset.ready === '1' && document.getElementById('api-key').value !== ''"
+        ),
+        what="reload",
+    )
     browser.refresh()
     wait(browser, lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
     assert browser.find_element(By.ID, "api-key").get_attribute("value") == api_key
@@ -187,16 +215,23 @@ def test_prompt_guidance_shows_as_you_type(browser, api_url, api_key, tmp_path):
     from selenium.webdriver.support.ui import Select
 
     auth = {"Authorization": f"Bearer {api_key}"}
-    if httpx.post(f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"},
-                  headers=auth).status_code != 200:
+    if (
+        httpx.post(
+            f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"}, headers=auth
+        ).status_code
+        != 200
+    ):
         pytest.skip("this build has no prompt guidance (POST /v1/prompts/check, issue #14)")
     open_studio(browser, api_url, api_key)
     Select(browser.find_element(By.ID, "model")).select_by_value("music")
     browser.find_element(By.ID, "prompt").send_keys("nice music")
-    expected = httpx.post(f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"},
-                          headers=auth).json()
+    expected = httpx.post(
+        f"{api_url}/v1/prompts/check", json={"prompt": "nice music", "model": "music"}, headers=auth
+    ).json()
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#prompt-warnings li.warning"), what="a warning")
-    codes = [e.get_attribute("data-code") for e in browser.find_elements(By.CSS_SELECTOR, "#prompt-warnings li.warning")]
+    codes = [
+        e.get_attribute("data-code") for e in browser.find_elements(By.CSS_SELECTOR, "#prompt-warnings li.warning")
+    ]
     assert codes == [w["code"] for w in expected["warnings"]] and "too_vague" in codes
     shot(browser, tmp_path, "prompt-warning")
     prompt = browser.find_element(By.ID, "prompt")
@@ -283,14 +318,22 @@ def test_generate_shows_progress_then_plays_the_result(browser, api_url, api_key
     assert state["error"] is None and state["readyState"] >= 3, state
     job = httpx.get(f"{api_url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {api_key}"}).json()
     assert abs(state["duration"] - job["result"]["duration"]) < 0.1
-    wait(browser, lambda d: d.execute_script("return document.getElementById('waveform').dataset.points"),
-         what="the waveform")
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.getElementById('waveform').dataset.points"),
+        what="the waveform",
+    )
     lit = browser.execute_script("""
         const c = document.getElementById('waveform'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 100) n++; return n;""")
     assert lit > 1000, "the waveform canvas is empty"
-    wait(browser, lambda d: d.execute_script(
-        "const i = document.getElementById('result-spectrogram'); return i.complete && i.naturalWidth"), what="spectrogram")
+    wait(
+        browser,
+        lambda d: d.execute_script(
+            "const i = document.getElementById('result-spectrogram'); return i.complete && i.naturalWidth"
+        ),
+        what="spectrogram",
+    )
     assert browser.execute_script("return document.getElementById('result-spectrogram').naturalWidth") == 1000
     score = browser.find_element(By.ID, "quality-score").text
     assert f"Score {job['result']['quality']['score']:.0f}" in score
@@ -299,15 +342,20 @@ def test_generate_shows_progress_then_plays_the_result(browser, api_url, api_key
     kept = [r.text for r in rows if "kept" in r.text]
     assert len(kept) == 1 and kept[0].startswith(str(next(a["attempt"] for a in job["attempt_history"] if a["kept"])))
     browser.execute_script("document.getElementById('result-audio').play()")
-    wait(browser, lambda d: d.execute_script("return document.getElementById('result-audio').currentTime > 0"),
-         what="playback")
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.getElementById('result-audio').currentTime > 0"),
+        what="playback",
+    )
     browser.execute_script("document.getElementById('result-audio').pause()")
 
     for fmt in FORMATS:
         browser.find_element(By.CSS_SELECTOR, f'button.dl[data-format="{fmt}"]').click()
+
     def downloaded():
         names = [p.name for p in browser.downloads.iterdir() if not p.name.endswith(".crdownload")]
         return sorted(Path(n).suffix[1:] for n in names) == sorted(FORMATS)
+
     wait(browser, lambda d: downloaded(), what=f"five downloads in {browser.downloads}")
     wav = next(browser.downloads.glob("*.wav")).read_bytes()
     assert wav[:4] == b"RIFF" and next(browser.downloads.glob("*.mp3")).stat().st_size > 1000
@@ -334,16 +382,23 @@ def test_speech_page_plays_a_sample_and_streams_speech(browser, api_url, api_key
     text.clear()
     text.send_keys("The first sentence arrives early. The second one follows. And a third to finish.")
     browser.find_element(By.ID, "speak").click()
-    wait(browser, lambda d: d.execute_script("return document.getElementById('speech-status').dataset.done === '1'"),
-         what="the speech", timeout=90)
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.getElementById('speech-status').dataset.done === '1'"),
+        what="the speech",
+        timeout=90,
+    )
     assert browser.find_element(By.ID, "speech-error").text == ""
     streamed = browser.execute_script("return document.getElementById('speech-audio').dataset.streamed === '1'")
     assert streamed, "mp3 speech did not play through MediaSource while streaming"
     assert "first audio after" in browser.find_element(By.ID, "speech-status").text
     state = audio_can_play(browser, "speech-audio")
     assert state["error"] is None and state["readyState"] >= 3, state
-    wait(browser, lambda d: d.execute_script("return document.getElementById('speech-audio').currentTime > 0"),
-         what="speech playback")
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.getElementById('speech-audio').currentTime > 0"),
+        what="speech playback",
+    )
     assert browser.find_element(By.ID, "speech-download").is_displayed()
     shot(browser, tmp_path, "speech")
 
@@ -364,24 +419,41 @@ def test_library_search_play_rename_tag_share_delete(browser, api_url, module_wo
     auth = {"Authorization": f"Bearer {key}"}
     made = []
     for prompt in ("heavy rain on a tin roof", "crackling campfire at night"):
-        job = httpx.post(f"{api_url}/v1/generations", headers={**auth, "Prefer": "wait=60"}, timeout=90,
-                         json={"model": "audio", "prompt": prompt, "duration": 2}).json()
+        job = httpx.post(
+            f"{api_url}/v1/generations",
+            headers={**auth, "Prefer": "wait=60"},
+            timeout=90,
+            json={"model": "audio", "prompt": prompt, "duration": 2},
+        ).json()
         if job["status"] != "succeeded":
             job = _poll(api_url, auth, job["id"])
         made.append(job["result"]["sound_id"])
     open_studio(browser, api_url, key, "library")
-    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")) == 2,
-         what="both sounds listed")
+    wait(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")) == 2,
+        what="both sounds listed",
+    )
     box = browser.find_element(By.ID, "lib-q")
     box.send_keys("rain")
     browser.find_element(By.ID, "lib-search").click()
-    wait(browser, lambda d: [e.get_attribute("data-sound-id") for e in
-                             d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")] == [made[0]],
-         what="only the rain sound")
+    wait(
+        browser,
+        lambda d: (
+            [
+                e.get_attribute("data-sound-id")
+                for e in d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")
+            ]
+            == [made[0]]
+        ),
+        what="only the rain sound",
+    )
     card = browser.find_element(By.CSS_SELECTOR, f'li[data-sound-id="{made[0]}"]')
     card.find_element(By.CSS_SELECTOR, "button.play").click()
     state = audio_can_play(browser, "lib-audio")
-    assert state["readyState"] >= 3 and browser.find_element(By.ID, "lib-audio").get_attribute("data-sound-id") == made[0]
+    assert (
+        state["readyState"] >= 3 and browser.find_element(By.ID, "lib-audio").get_attribute("data-sound-id") == made[0]
+    )
 
     uid = made[0][:8]
     title = browser.find_element(By.ID, f"title-{uid}")
@@ -390,8 +462,11 @@ def test_library_search_play_rename_tag_share_delete(browser, api_url, module_wo
     browser.find_element(By.ID, f"tags-{uid}").send_keys("storm, roof")
     Select(browser.find_element(By.ID, f"vis-{uid}")).select_by_value("public")
     browser.find_element(By.CSS_SELECTOR, f'li[data-sound-id="{made[0]}"] button.save').click()
-    wait(browser, lambda d: "Tin roof storm" in d.find_element(By.CSS_SELECTOR, f'li[data-sound-id="{made[0]}"] .title').text,
-         what="the rename")
+    wait(
+        browser,
+        lambda d: "Tin roof storm" in d.find_element(By.CSS_SELECTOR, f'li[data-sound-id="{made[0]}"] .title').text,
+        what="the rename",
+    )
     sound = httpx.get(f"{api_url}/v1/sounds/{made[0]}", headers=auth).json()
     assert sound["title"] == "Tin roof storm" and sorted(sound["tags"]) == ["roof", "storm"]
     assert sound["visibility"] == "public"
@@ -401,9 +476,17 @@ def test_library_search_play_rename_tag_share_delete(browser, api_url, module_wo
     box.clear()
     box.send_keys("storm")
     browser.find_element(By.ID, "lib-search").click()
-    wait(browser, lambda d: made[0] in [e.get_attribute("data-sound-id") for e in
-                                        d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")],
-         what="the shared sound in the public library")
+    wait(
+        browser,
+        lambda d: (
+            made[0]
+            in [
+                e.get_attribute("data-sound-id")
+                for e in d.find_elements(By.CSS_SELECTOR, "#lib-results li[data-sound-id]")
+            ]
+        ),
+        what="the shared sound in the public library",
+    )
 
     Select(browser.find_element(By.ID, "lib-scope")).select_by_value("mine")
     box.clear()

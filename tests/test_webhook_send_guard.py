@@ -21,8 +21,15 @@ def strict_webhooks(redis_client, api_url):
 
 def test_a_receiver_refused_at_send_time_gets_nothing(client, strict_webhooks, receiver):
     rx = receiver()
-    resp = client.post("/v1/generations", json={"model": "magnet", "prompt": "canceled before it runs",
-                                                "duration": 10, "webhook_url": rx.url("/internal")})
+    resp = client.post(
+        "/v1/generations",
+        json={
+            "model": "magnet",
+            "prompt": "canceled before it runs",
+            "duration": 10,
+            "webhook_url": rx.url("/internal"),
+        },
+    )
     assert resp.status_code == 202, resp.text  # admitted at submit: 127.0.0.1 is on the API's allowlist
     job = resp.json()
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["status"] == "canceled"

@@ -21,8 +21,9 @@ WEBHOOK_TIMEOUT = "2"
 def stack(redis_client, api_url):
     w = Workers(redis_client)
     w.start(queues="music,audio,voice")
-    w.start_webhooks(env={"SOUNDBOX_WEBHOOK_RETRY_SCHEDULE": RETRY_SCHEDULE,
-                          "SOUNDBOX_WEBHOOK_TIMEOUT": WEBHOOK_TIMEOUT})
+    w.start_webhooks(
+        env={"SOUNDBOX_WEBHOOK_RETRY_SCHEDULE": RETRY_SCHEDULE, "SOUNDBOX_WEBHOOK_TIMEOUT": WEBHOOK_TIMEOUT}
+    )
     yield w
     w.stop_all()
 
@@ -144,12 +145,15 @@ def test_a_failed_job_sends_job_failed(client, stack, workers, receiver, tmp_pat
     """A worker whose catalog lacks the magnet weights fails the job at once: job.failed is sent."""
     empty = tmp_path / "no-models"
     empty.mkdir()
-    workers.start(queues="magnet", env={"SOUNDBOX_CATALOG": "default", "SOUNDBOX_MODELS_DIR": str(empty),
-                                        "HF_HOME": str(empty)})
+    workers.start(
+        queues="magnet", env={"SOUNDBOX_CATALOG": "default", "SOUNDBOX_MODELS_DIR": str(empty), "HF_HOME": str(empty)}
+    )
     rx = receiver()
     secret = client.get("/v1/webhooks/secret").json()["secret"]
-    job = client.post("/v1/generations", json={"model": "magnet", "prompt": "weights are missing", "duration": 10,
-                                               "webhook_url": rx.url("/failed")}).json()
+    job = client.post(
+        "/v1/generations",
+        json={"model": "magnet", "prompt": "weights are missing", "duration": 10, "webhook_url": rx.url("/failed")},
+    ).json()
     done = wait_for_job(client, job["id"])
     assert done["status"] == "failed" and "not on this machine" in done["error"]
     [request] = rx.wait_for("/failed", 1)
@@ -212,20 +216,23 @@ def test_another_accounts_job_webhooks_are_404(client, api_url, stack, receiver)
     wait_for_job(client, job["id"])
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("http://10.0.0.1/hook", "private"),
-    ("http://192.168.1.20:8080/hook", "private"),
-    ("http://169.254.169.254/latest/meta-data/", "metadata"),
-    ("http://[fd00:ec2::254]/latest/meta-data/", "metadata"),
-    ("http://[::1]:8080/hook", "loopback"),
-    ("http://127.0.0.2/hook", "loopback"),  # loopback, but not the allowlisted 127.0.0.1
-    ("http://[::ffff:10.0.0.1]/hook", "private"),
-    ("http://224.0.0.1/hook", "multicast"),
-    ("http://0.0.0.0:80/hook", "unspecified"),
-    ("ftp://example.com/hook", "http"),
-    ("http://user:secret@example.com/hook", "credentials"),
-    ("not a url", "white space"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://10.0.0.1/hook", "private"),
+        ("http://192.168.1.20:8080/hook", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "metadata"),
+        ("http://[fd00:ec2::254]/latest/meta-data/", "metadata"),
+        ("http://[::1]:8080/hook", "loopback"),
+        ("http://127.0.0.2/hook", "loopback"),  # loopback, but not the allowlisted 127.0.0.1
+        ("http://[::ffff:10.0.0.1]/hook", "private"),
+        ("http://224.0.0.1/hook", "multicast"),
+        ("http://0.0.0.0:80/hook", "unspecified"),
+        ("ftp://example.com/hook", "http"),
+        ("http://user:secret@example.com/hook", "credentials"),
+        ("not a url", "white space"),
+    ],
+)
 def test_unsafe_webhook_urls_are_refused_at_submit(client, url, reason):
     before = client.get("/v1/jobs", params={"limit": 100}).json()["items"]
     resp = client.post("/v1/generations", json={"model": "voice", "prompt": "Never sent.", "webhook_url": url})
@@ -236,12 +243,15 @@ def test_unsafe_webhook_urls_are_refused_at_submit(client, url, reason):
     assert client.get("/v1/jobs", params={"limit": 100}).json()["items"] == before
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"webhook_events": ["job.succeeded"]}, "webhook_events"),  # events without a URL
-    ({"webhook_url": "http://127.0.0.1:9/x", "webhook_events": ["job.exploded"]}, "webhook_events"),
-    ({"webhook_url": "http://127.0.0.1:9/x", "webhook_events": []}, "webhook_events"),
-    ({"webhook_url": "http://127.0.0.1:9/" + "x" * 2100}, "webhook_url"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"webhook_events": ["job.succeeded"]}, "webhook_events"),  # events without a URL
+        ({"webhook_url": "http://127.0.0.1:9/x", "webhook_events": ["job.exploded"]}, "webhook_events"),
+        ({"webhook_url": "http://127.0.0.1:9/x", "webhook_events": []}, "webhook_events"),
+        ({"webhook_url": "http://127.0.0.1:9/" + "x" * 2100}, "webhook_url"),
+    ],
+)
 def test_bad_webhook_fields_are_named(client, body, field):
     resp = client.post("/v1/generations", json={"model": "voice", "prompt": "Never sent.", **body})
     assert resp.status_code == 422 and field in {e["field"].split(".")[0] for e in resp.json()["errors"]}, resp.text

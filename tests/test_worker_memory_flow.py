@@ -36,12 +36,14 @@ def frames_of(data: bytes) -> tuple[int, int]:
 
 
 def test_long_music_in_windows_with_progress_across_them(client, music_worker):
-    resp = client.post("/v1/generations", json={"model": "music", "prompt": "a long slow ambient drone",
-                                                "duration": 40, "seed": 99})
+    resp = client.post(
+        "/v1/generations", json={"model": "music", "prompt": "a long slow ambient drone", "duration": 40, "seed": 99}
+    )
     assert resp.status_code == 202, resp.text
     job = resp.json()
-    events = read_sse(f"{client.base_url}/v1/jobs/{job['id']}/events",
-                      {"Authorization": client.headers["authorization"]}, timeout=300)
+    events = read_sse(
+        f"{client.base_url}/v1/jobs/{job['id']}/events", {"Authorization": client.headers["authorization"]}, timeout=300
+    )
     assert events[-1]["event"] == "job.succeeded", events[-1]
     # tiny music: 10 s windows advancing 5 s -> 7 windows; progress moves through them, not at the end only
     progress = [e["data"]["data"]["progress"] for e in events if e["event"] == "job.progress"]
@@ -57,8 +59,15 @@ def test_long_music_in_windows_with_progress_across_them(client, music_worker):
 
 
 def test_controls_reach_the_engine_and_the_seed_reproduces(client, music_worker):
-    body = {"model": "music", "prompt": "plucked strings", "duration": 2, "seed": 42, "top_k": 50,
-            "temperature": 0.8, "cfg_coef": 2.0}
+    body = {
+        "model": "music",
+        "prompt": "plucked strings",
+        "duration": 2,
+        "seed": 42,
+        "top_k": 50,
+        "temperature": 0.8,
+        "cfg_coef": 2.0,
+    }
     first, again = (wait_for_job(client, client.post("/v1/generations", json=body).json()["id"]) for _ in range(2))
     other = wait_for_job(client, client.post("/v1/generations", json={**body, "top_p": 0.5, "top_k": 0}).json()["id"])
     for job in (first, again, other):
@@ -76,8 +85,13 @@ def test_controls_reach_the_engine_and_the_seed_reproduces(client, music_worker)
 def test_models_show_each_workers_states_and_footprints(client, music_worker, redis_client):
     from shared.infra import registry
 
-    assert wait_for_job(client, client.post("/v1/generations", json={"model": "music", "prompt": "short riff",
-                                                                     "duration": 1}).json()["id"])["status"] == "succeeded"
+    assert (
+        wait_for_job(
+            client,
+            client.post("/v1/generations", json={"model": "music", "prompt": "short riff", "duration": 1}).json()["id"],
+        )["status"]
+        == "succeeded"
+    )
     [beat] = [w for w in registry.workers(redis_client) if w.get("queues") == ["music"]]
     assert beat["ready"] is True and beat["device"] == "cpu"
     assert beat["memory"]["free_bytes"] > 0 and beat["memory"]["margin_bytes"] == 2_000_000_000
@@ -101,8 +115,14 @@ def test_a_warming_worker_is_not_ready_and_says_warming(client, redis_client, ap
     _TMP.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SOUNDBOX_PRELOAD_MODELS": '["music"]', "SOUNDBOX_PRELOAD_MIN_FREE_GB": "0"}
     with open(_TMP / f"worker-warming-{time.time():.0f}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "worker", "--queues", "music"], cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "soundbox.cli", "worker", "--queues", "music"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     w.procs.append(proc)
     key = registry.PREFIX + f"{socket.gethostname()}:{proc.pid}"
     seen: list[tuple[bool, str | None]] = []
@@ -116,9 +136,15 @@ def test_a_warming_worker_is_not_ready_and_says_warming(client, redis_client, ap
                 state = next((m["state"] for m in beat.get("models", []) if m["model"] == "music"), None)
                 seen.append((bool(beat.get("ready")), state))
                 if state == "warming" and len(shown) < 3:
-                    shown.add(next(m for m in httpx.get(f"{api_url}/v1/models", headers={
-                        "Authorization": client.headers["authorization"]}).json()["models"] if m["id"] == "music")
-                        ["state"])
+                    shown.add(
+                        next(
+                            m
+                            for m in httpx.get(
+                                f"{api_url}/v1/models", headers={"Authorization": client.headers["authorization"]}
+                            ).json()["models"]
+                            if m["id"] == "music"
+                        )["state"]
+                    )
                 if beat.get("ready"):
                     break
             time.sleep(0.02)
@@ -133,10 +159,18 @@ def test_a_warming_worker_is_not_ready_and_says_warming(client, redis_client, ap
 def test_models_report_warming_from_a_heartbeat(client, redis_client):
     from shared.infra import registry
 
-    registry.announce(redis_client, "elsewhere:1", {"queues": ["magnet"], "device": "cuda:1", "ready": False,
-                                                    "models": [{"model": "magnet", "state": "warming",
-                                                                "footprint_bytes": 123, "estimate_bytes": 456,
-                                                                "active": 0}]})
+    registry.announce(
+        redis_client,
+        "elsewhere:1",
+        {
+            "queues": ["magnet"],
+            "device": "cuda:1",
+            "ready": False,
+            "models": [
+                {"model": "magnet", "state": "warming", "footprint_bytes": 123, "estimate_bytes": 456, "active": 0}
+            ],
+        },
+    )
     try:
         magnet = {m["id"]: m for m in client.get("/v1/models").json()["models"]}["magnet"]
         assert magnet["state"] == "warming"
@@ -147,8 +181,10 @@ def test_models_report_warming_from_a_heartbeat(client, redis_client):
 
 
 def test_a_job_fails_clearly_when_memory_never_fits_and_the_worker_carries_on(client, workers):
-    proc = workers.start(queues="audio", env={"SOUNDBOX_MEMORY_LIMIT_GB": "0.001", "SOUNDBOX_MEMORY_WAIT_SECONDS": "1",
-                                              "SOUNDBOX_PRELOAD_MODELS": "[]"})
+    proc = workers.start(
+        queues="audio",
+        env={"SOUNDBOX_MEMORY_LIMIT_GB": "0.001", "SOUNDBOX_MEMORY_WAIT_SECONDS": "1", "SOUNDBOX_PRELOAD_MODELS": "[]"},
+    )
     for _ in range(2):
         job = client.post("/v1/generations", json={"model": "audio", "prompt": "a door slams", "duration": 1}).json()
         done = wait_for_job(client, job["id"])
@@ -158,17 +194,25 @@ def test_a_job_fails_clearly_when_memory_never_fits_and_the_worker_carries_on(cl
     assert proc.poll() is None  # the worker is still serving
 
 
-@pytest.mark.parametrize("device, message", [
-    ("cuda:0", "device cuda:0 asked for, but this machine has no usable CUDA GPU"),
-    ("cuda:3", "device cuda:3 asked for, but this machine has no usable CUDA GPU"),
-    ("tpu", "unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("cuda:0", "device cuda:0 asked for, but this machine has no usable CUDA GPU"),
+        ("cuda:3", "device cuda:3 asked for, but this machine has no usable CUDA GPU"),
+        ("tpu", "unknown device 'tpu'"),
+    ],
+)
 def test_worker_refuses_a_device_that_is_not_there(device, message):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the refusal is tested on CPU-only machines")
-    run = subprocess.run([sys.executable, "-m", "soundbox.cli", "worker", "--device", device], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "soundbox.cli", "worker", "--device", device],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0 and message in run.stderr, run.stderr[-2000:]
     assert "Traceback" not in run.stderr

@@ -37,8 +37,17 @@ def main() -> None:
                 n = seen.get(path, 0)
                 seen[path] = n + 1
                 with open(args.log, "a") as log:
-                    log.write(json.dumps({"path": path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                          "body": body.decode(), "at": time.time()}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "path": path,
+                                "headers": {k.lower(): v for k, v in self.headers.items()},
+                                "body": body.decode(),
+                                "at": time.time(),
+                            }
+                        )
+                        + "\n"
+                    )
             steps = plan.get(path) or [{"status": 200}]
             step = steps[min(n, len(steps) - 1)]
             if step.get("sleep"):

@@ -40,12 +40,16 @@ def check_and_pin(device: str) -> str:
     index = int(device.split(":")[1])
     if not torch.cuda.is_available():
         build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
-        raise DeviceUnavailable(f"device {device} asked for, but this machine has no usable CUDA GPU ({build}); "
-                                "start the worker with --device cpu or on a machine with a GPU")
+        raise DeviceUnavailable(
+            f"device {device} asked for, but this machine has no usable CUDA GPU ({build}); "
+            "start the worker with --device cpu or on a machine with a GPU"
+        )
     count = torch.cuda.device_count()
     if index >= count:
         visible = ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(count))
-        raise DeviceUnavailable(f"device {device} asked for, but this machine has {count} visible GPU(s): {visible} "
-                                "(CUDA_VISIBLE_DEVICES renumbers them from 0)")
+        raise DeviceUnavailable(
+            f"device {device} asked for, but this machine has {count} visible GPU(s): {visible} "
+            "(CUDA_VISIBLE_DEVICES renumbers them from 0)"
+        )
     torch.cuda.set_device(index)
     return device

@@ -78,6 +78,7 @@ def gb(n: float | int | None) -> str:
 
 # --- memory probes -------------------------------------------------------------------------------
 
+
 class MemoryProbe(Protocol):
     """What the manager asks about its device. Tests inject their own."""
 
@@ -226,6 +227,7 @@ def warm_up_engine(engine: Engine) -> None:
 
 # --- the manager ---------------------------------------------------------------------------------
 
+
 @dataclass
 class ModelEntry:
     spec: ModelSpec
@@ -257,7 +259,9 @@ class Lease:
     def sample_rate(self) -> int:
         return self.engine.sample_rate
 
-    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GeneratedAudio]:
         try:
             return self.engine.generate(requests, progress)
         except Exception as exc:
@@ -266,8 +270,13 @@ class Lease:
             first = exc
         model = self.spec.id
         freed = self._manager.relieve(exclude=model)
-        log.warning("out of memory during generation; retrying once", model=model, clips=len(requests),
-                    freed=freed, error=str(first)[:200])
+        log.warning(
+            "out of memory during generation; retrying once",
+            model=model,
+            clips=len(requests),
+            freed=freed,
+            error=str(first)[:200],
+        )
         try:
             out = self.engine.generate(requests, progress)
         except Exception as exc:
@@ -278,7 +287,8 @@ class Lease:
             raise GenerationOutOfMemory(
                 f"out of memory on {self._manager.device} generating {len(requests)} clip(s) with '{model}', "
                 f"also after freeing {', '.join(freed) or 'cached memory'} and retrying; "
-                f"{self._manager.memory_report()}") from exc
+                f"{self._manager.memory_report()}"
+            ) from exc
         metrics.OOM.labels(model=model, outcome="recovered").inc()
         return out
 
@@ -309,10 +319,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class MemoryManager:
     """The models of one worker on one device (each worker process owns one)."""
 
-    def __init__(self, catalog: dict[str, ModelSpec], settings: Settings, device: str, *,
-                 probe: MemoryProbe | None = None, loader: Loader = load_engine,
-                 warmer: Warmer | bool | None = True, clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[], None] | None = None, poll_seconds: float = 1.0):
+    def __init__(
+        self,
+        catalog: dict[str, ModelSpec],
+        settings: Settings,
+        device: str,
+        *,
+        probe: MemoryProbe | None = None,
+        loader: Loader = load_engine,
+        warmer: Warmer | bool | None = True,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[], None] | None = None,
+        poll_seconds: float = 1.0,
+    ):
         self.catalog, self.settings, self.device = catalog, settings, device
         self.probe = probe if probe is not None else probe_for(device)
         self._loader = loader
@@ -375,8 +394,9 @@ class MemoryManager:
 
     # --- leases ----------------------------------------------------------------------------------
 
-    def lease(self, model_id: str, *, timeout: float | None = None,
-              on_wait: Callable[[str], None] | None = None) -> Lease:
+    def lease(
+        self, model_id: str, *, timeout: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> Lease:
         """Hold ``model_id`` for generation, loading (and warming) it first if needed.
 
         Waits up to ``timeout`` (default ``memory_wait_seconds``) for memory, then raises
@@ -410,8 +430,13 @@ class MemoryManager:
                         raise InsufficientMemory(self._shortage(model_id, need, wait))
                     if waited_since is None:
                         waited_since = self._clock()
-                        log.warning("waiting for memory", model=model_id, need=gb(need),
-                                    available=gb(self.available()), wait_seconds=wait)
+                        log.warning(
+                            "waiting for memory",
+                            model=model_id,
+                            need=gb(need),
+                            available=gb(self.available()),
+                            wait_seconds=wait,
+                        )
                         if on_wait:
                             on_wait(f"waiting for {gb(need)} of memory for '{model_id}'")
                 # another thread loads, warms or unloads it, or holds the load lock; or memory is short
@@ -479,15 +504,22 @@ class MemoryManager:
         with self._cond:
             entry.state, entry.active, entry.last_used = ModelState.generating, 1, self._clock()
             self._cond.notify_all()
-        log.info("model ready", model=spec.id, device=self.device, load_seconds=round(entry.load_seconds or 0, 3),
-                 warmup_seconds=round(entry.warmup_seconds or 0, 3), footprint=gb(entry.footprint),
-                 peak=gb(entry.peak))
+        log.info(
+            "model ready",
+            model=spec.id,
+            device=self.device,
+            load_seconds=round(entry.load_seconds or 0, 3),
+            warmup_seconds=round(entry.warmup_seconds or 0, 3),
+            footprint=gb(entry.footprint),
+            peak=gb(entry.peak),
+        )
 
     # --- eviction and unloading ------------------------------------------------------------------
 
     def _idle_lru(self, exclude: str | None) -> list[ModelEntry]:
-        idle = [e for e in self._entries.values()
-                if e.state == ModelState.ready and e.active == 0 and e.spec.id != exclude]
+        idle = [
+            e for e in self._entries.values() if e.state == ModelState.ready and e.active == 0 and e.spec.id != exclude
+        ]
         return sorted(idle, key=lambda e: e.last_used)
 
     def _make_room(self, need: int, exclude: str) -> bool:
@@ -565,8 +597,12 @@ class MemoryManager:
         for model_id in wanted:
             free = self.probe.free_bytes()
             if free < self.settings.preload_min_free_gb * GB:
-                log.info("not preloading: too little free memory", model=model_id, free=gb(free),
-                         needs=f"{self.settings.preload_min_free_gb:g} GB")
+                log.info(
+                    "not preloading: too little free memory",
+                    model=model_id,
+                    free=gb(free),
+                    needs=f"{self.settings.preload_min_free_gb:g} GB",
+                )
                 break
             try:
                 with self.lease(model_id, timeout=0):
@@ -605,10 +641,19 @@ class MemoryManager:
             for e in self._entries.values():
                 if e.state == ModelState.unloaded:
                     continue
-                out.append({"model": e.spec.id, "state": e.state.value, "footprint_bytes": e.footprint,
-                            "peak_bytes": e.peak, "estimate_bytes": self.estimate(e.spec.id), "active": e.active,
-                            "idle_seconds": round(now - e.last_used, 1) if e.active == 0 and e.last_used else None,
-                            "load_seconds": e.load_seconds, "warmup_seconds": e.warmup_seconds})
+                out.append(
+                    {
+                        "model": e.spec.id,
+                        "state": e.state.value,
+                        "footprint_bytes": e.footprint,
+                        "peak_bytes": e.peak,
+                        "estimate_bytes": self.estimate(e.spec.id),
+                        "active": e.active,
+                        "idle_seconds": round(now - e.last_used, 1) if e.active == 0 and e.last_used else None,
+                        "load_seconds": e.load_seconds,
+                        "warmup_seconds": e.warmup_seconds,
+                    }
+                )
             return out
 
     def memory(self) -> dict[str, Any]:
@@ -617,26 +662,40 @@ class MemoryManager:
             free, total = self.probe.free_bytes(), self.probe.total_bytes()
         except Exception:  # a probe hiccup must not break a heartbeat
             free, total = None, None
-        return {"device": self.device, "free_bytes": free, "total_bytes": total, "margin_bytes": self.margin,
-                "limit_bytes": self.limit, "held_bytes": self.held_bytes()}
+        return {
+            "device": self.device,
+            "free_bytes": free,
+            "total_bytes": total,
+            "margin_bytes": self.margin,
+            "limit_bytes": self.limit,
+            "held_bytes": self.held_bytes(),
+        }
 
     def memory_report(self) -> str:
         """Who holds the device's memory, for error messages."""
         with self._cond:
-            mine = [f"{e.spec.id} ({e.state.value}, {gb(self._holding(e))})"
-                    for e in self._entries.values() if e.state != ModelState.unloaded]
+            mine = [
+                f"{e.spec.id} ({e.state.value}, {gb(self._holding(e))})"
+                for e in self._entries.values()
+                if e.state != ModelState.unloaded
+            ]
         free = self.probe.free_bytes()
-        parts = [f"{gb(free)} free on {self.device} (margin {gb(self.margin)}"
-                 + (f", this worker's limit {gb(self.limit)}" if self.limit else "") + ")",
-                 "this worker holds " + (", ".join(mine) if mine else "no models")]
+        parts = [
+            f"{gb(free)} free on {self.device} (margin {gb(self.margin)}"
+            + (f", this worker's limit {gb(self.limit)}" if self.limit else "")
+            + ")",
+            "this worker holds " + (", ".join(mine) if mine else "no models"),
+        ]
         others = [h for h in self.probe.holders() if not h.startswith("this worker")]
         if others:
             parts.append("also on the device: " + ", ".join(others))
         return "; ".join(parts)
 
     def _shortage(self, model_id: str, need: int, waited: float) -> str:
-        return (f"not enough memory to load '{model_id}': it needs {gb(need)} plus the {gb(self.margin)} margin, "
-                f"waited {waited:g} s; {self.memory_report()}")
+        return (
+            f"not enough memory to load '{model_id}': it needs {gb(need)} plus the {gb(self.margin)} margin, "
+            f"waited {waited:g} s; {self.memory_report()}"
+        )
 
     def _changed(self) -> None:
         if self.on_change is not None:

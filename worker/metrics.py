@@ -6,26 +6,58 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry()
-JOB_SECONDS = Histogram("soundbox_job_duration_seconds", "Job run time, claim to terminal state",
-                        ["model", "outcome"], registry=REGISTRY,
-                        buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600))
+JOB_SECONDS = Histogram(
+    "soundbox_job_duration_seconds",
+    "Job run time, claim to terminal state",
+    ["model", "outcome"],
+    registry=REGISTRY,
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
 ATTEMPTS = Counter("soundbox_generation_attempts_total", "Generation attempts", ["model"], registry=REGISTRY)
-RETRIES = Counter("soundbox_quality_retries_total", "Attempts after a failed quality check", ["model"],
-                  registry=REGISTRY)
-QUALITY = Histogram("soundbox_quality_score", "Quality score of each attempt", ["model"], registry=REGISTRY,
-                    buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100))
+RETRIES = Counter(
+    "soundbox_quality_retries_total", "Attempts after a failed quality check", ["model"], registry=REGISTRY
+)
+QUALITY = Histogram(
+    "soundbox_quality_score",
+    "Quality score of each attempt",
+    ["model"],
+    registry=REGISTRY,
+    buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
+)
 
-LOAD_SECONDS = Histogram("soundbox_model_load_seconds", "Time to load a model", ["model"], registry=REGISTRY,
-                         buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120))
-WARMUP_SECONDS = Histogram("soundbox_model_warmup_seconds", "Time a freshly loaded model spends warming up", ["model"],
-                           registry=REGISTRY, buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300))
+LOAD_SECONDS = Histogram(
+    "soundbox_model_load_seconds",
+    "Time to load a model",
+    ["model"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
+)
+WARMUP_SECONDS = Histogram(
+    "soundbox_model_warmup_seconds",
+    "Time a freshly loaded model spends warming up",
+    ["model"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
 MODEL_LOADS = Counter("soundbox_model_loads_total", "Model loads", ["model", "outcome"], registry=REGISTRY)
-EVICTIONS = Counter("soundbox_model_unloads_total", "Models unloaded, by reason (memory, idle, oom, request, shutdown)",
-                    ["model", "reason"], registry=REGISTRY)
-OOM = Counter("soundbox_generation_oom_total", "Out-of-memory errors in generation (recovered by a retry or failed)",
-              ["model", "outcome"], registry=REGISTRY)
-MEMORY_WAITS = Counter("soundbox_memory_waits_total", "Jobs that waited for memory (got it or failed)",
-                       ["model", "outcome"], registry=REGISTRY)
+EVICTIONS = Counter(
+    "soundbox_model_unloads_total",
+    "Models unloaded, by reason (memory, idle, oom, request, shutdown)",
+    ["model", "reason"],
+    registry=REGISTRY,
+)
+OOM = Counter(
+    "soundbox_generation_oom_total",
+    "Out-of-memory errors in generation (recovered by a retry or failed)",
+    ["model", "outcome"],
+    registry=REGISTRY,
+)
+MEMORY_WAITS = Counter(
+    "soundbox_memory_waits_total",
+    "Jobs that waited for memory (got it or failed)",
+    ["model", "outcome"],
+    registry=REGISTRY,
+)
 
 
 class ModelCollector:
@@ -35,14 +67,17 @@ class ModelCollector:
         self.manager, self.device = manager, device
 
     def collect(self):
-        loaded = GaugeMetricFamily("soundbox_model_loaded", "1 when the model is loaded on this worker",
-                                   labels=["model"])
+        loaded = GaugeMetricFamily(
+            "soundbox_model_loaded", "1 when the model is loaded on this worker", labels=["model"]
+        )
         state = GaugeMetricFamily("soundbox_model_state", "1 for the model's current state", labels=["model", "state"])
-        footprint = GaugeMetricFamily("soundbox_model_footprint_bytes", "Memory a model holds, measured after load",
-                                      labels=["model"])
+        footprint = GaugeMetricFamily(
+            "soundbox_model_footprint_bytes", "Memory a model holds, measured after load", labels=["model"]
+        )
         peak = GaugeMetricFamily("soundbox_model_peak_bytes", "Most memory seen while it warmed up", labels=["model"])
-        active = GaugeMetricFamily("soundbox_model_active_generations", "Generations running with the model",
-                                   labels=["model"])
+        active = GaugeMetricFamily(
+            "soundbox_model_active_generations", "Generations running with the model", labels=["model"]
+        )
         for m in self.manager.snapshot():
             if m["state"] in ("ready", "generating"):
                 loaded.add_metric([m["model"]], 1)
@@ -54,8 +89,9 @@ class ModelCollector:
                 peak.add_metric([m["model"]], m["peak_bytes"])
         yield from (loaded, state, footprint, peak, active)
         memory = self.manager.memory()
-        free = GaugeMetricFamily("soundbox_device_memory_free_bytes", "Free memory on the worker's device (system-wide)",
-                                 labels=["device"])
+        free = GaugeMetricFamily(
+            "soundbox_device_memory_free_bytes", "Free memory on the worker's device (system-wide)", labels=["device"]
+        )
         held = GaugeMetricFamily("soundbox_worker_models_bytes", "Memory this worker's models hold", labels=["device"])
         if memory["free_bytes"] is not None:
             free.add_metric([self.device], memory["free_bytes"])

@@ -20,8 +20,8 @@ from shared.audio.quality import QualityReport, analyze, thresholds_for
 from shared.audio.spectrogram import render_spectrogram_png
 from shared.domain import events, jobs
 from shared.domain.catalog import ModelSpec
-from shared.domain.events import EventType
 from shared.domain.categories import categorize
+from shared.domain.events import EventType
 from shared.domain.models import Job, JobStatus, Sound
 from shared.domain.params import JobParams
 from shared.infra.storage import ObjectStore, sound_keys
@@ -108,8 +108,9 @@ class Candidate:
     attempt: int
 
 
-def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: JobParams, settings: Settings,
-                        monitor: JobMonitor) -> tuple[Candidate, list[dict[str, Any]]]:
+def generate_until_good(
+    engine: Engine | Lease, spec: ModelSpec, params: JobParams, settings: Settings, monitor: JobMonitor
+) -> tuple[Candidate, list[dict[str, Any]]]:
     """Generate, analyze, and regenerate with the next seed (seed + 1 per attempt) while the
     result is not good, for at most ``max_attempts``. Returns the first good attempt, or the
     best-scoring one when none passes, and every attempt's log entry."""
@@ -121,8 +122,9 @@ def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: JobPara
     thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
     for attempt in range(settings.max_attempts):
         seed = (params.seed + attempt) % 2**31
-        request = GenerationRequest(prompt=params.prompt, duration=duration, seed=seed, voice=params.voice,
-                                    controls=params.controls())
+        request = GenerationRequest(
+            prompt=params.prompt, duration=duration, seed=seed, voice=params.voice, controls=params.controls()
+        )
         # Each attempt moves progress two thirds of the way to the end of generation (the last one
         # all the way), so a retry never stalls progress and a first success leaves room after it.
         base = monitor.progress
@@ -134,16 +136,22 @@ def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: JobPara
         started = time.perf_counter()
         audio = engine.generate([request], progress=progress)[0]
         report = analyze(audio.samples, audio.sample_rate, spec.kind, thresholds, prompt=params.prompt)
-        entry = {"attempt": attempt + 1, "seed": seed, "seconds": round(time.perf_counter() - started, 3),
-                 "kind": spec.kind, **report.to_dict()}
+        entry = {
+            "attempt": attempt + 1,
+            "seed": seed,
+            "seconds": round(time.perf_counter() - started, 3),
+            "kind": spec.kind,
+            **report.to_dict(),
+        }
         log_entries.append(entry)
         jobs.record_attempt(monitor.job_id, monitor.worker, entry)
         metrics.ATTEMPTS.labels(model=spec.id).inc()
         metrics.QUALITY.labels(model=spec.id).observe(report.score)
         if attempt:
             metrics.RETRIES.labels(model=spec.id).inc()
-        log.info("attempt done", job_id=str(monitor.job_id), attempt=attempt + 1, score=report.score,
-                 is_good=report.is_good)
+        log.info(
+            "attempt done", job_id=str(monitor.job_id), attempt=attempt + 1, score=report.score, is_good=report.is_good
+        )
         if best is None or report.score > best.report.score:
             best = Candidate(audio, report, attempt + 1)
         if report.is_good:
@@ -151,9 +159,14 @@ def generate_until_good(engine: Engine | Lease, spec: ModelSpec, params: JobPara
         monitor.check()
     assert best is not None
     if not best.report.is_good:
-        log.warning("no attempt passed the quality check; keeping the best", job_id=str(monitor.job_id),
-                    attempts=len(log_entries), kept=best.attempt, score=best.report.score,
-                    issues=[i.code for i in best.report.issues])
+        log.warning(
+            "no attempt passed the quality check; keeping the best",
+            job_id=str(monitor.job_id),
+            attempts=len(log_entries),
+            kept=best.attempt,
+            score=best.report.score,
+            issues=[i.code for i in best.report.issues],
+        )
     return best, log_entries
 
 
@@ -173,8 +186,13 @@ def postprocess(audio: GeneratedAudio, params: JobParams, settings: Settings) ->
         fade = loop_crossfade_seconds(params.duration or 0.0, settings.loop_crossfade_seconds)
         samples = make_loopable(samples, sr, fade)
     samples = normalize_loudness(samples, sr, settings.loudness_target_lufs, settings.true_peak_dbtp)
-    return Rendered(wav=encode_wav(samples, sr), png=render_spectrogram_png(samples, sr),
-                    duration=samples.shape[-1] / sr, sample_rate=sr, channels=samples.shape[0])
+    return Rendered(
+        wav=encode_wav(samples, sr),
+        png=render_spectrogram_png(samples, sr),
+        duration=samples.shape[-1] / sr,
+        sample_rate=sr,
+        channels=samples.shape[0],
+    )
 
 
 def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: QualityReport) -> Sound:
@@ -183,16 +201,33 @@ def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: Qualit
     audio_key, spectrogram_key = sound_keys(str(sound_id))
     store.put(audio_key, rendered.wav, "audio/wav")
     store.put(spectrogram_key, rendered.png, "image/png")
-    return Sound(id=sound_id, job_id=job.id, account_id=job.account_id, model=job.model, prompt=params.prompt,
-                 duration=rendered.duration, sample_rate=rendered.sample_rate, channels=rendered.channels,
-                 loopable=params.loopable,
-                 quality_score=report.score, quality_is_good=report.is_good,
-                 quality_issues=[i.to_dict() for i in report.issues], audio_key=audio_key,
-                 spectrogram_key=spectrogram_key)
+    return Sound(
+        id=sound_id,
+        job_id=job.id,
+        account_id=job.account_id,
+        model=job.model,
+        prompt=params.prompt,
+        duration=rendered.duration,
+        sample_rate=rendered.sample_rate,
+        channels=rendered.channels,
+        loopable=params.loopable,
+        quality_score=report.score,
+        quality_is_good=report.is_good,
+        quality_issues=[i.to_dict() for i in report.issues],
+        audio_key=audio_key,
+        spectrogram_key=spectrogram_key,
+    )
 
 
-def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-            models: MemoryManager, store: ObjectStore) -> str:
+def run_job(
+    job_id: uuid.UUID,
+    *,
+    worker: str,
+    settings: Settings,
+    catalog: dict[str, ModelSpec],
+    models: MemoryManager,
+    store: ObjectStore,
+) -> str:
     """Run one job to a terminal state. Returns what happened (for logs and tests)."""
     job = jobs.claim(job_id, worker, settings.job_lease_seconds)
     if job is None:
@@ -200,8 +235,12 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
         return f"skipped: {current.status if current else 'no such job'}"
     bound = log.bind(job_id=str(job_id), model=job.model)
     if job.deliveries > settings.max_attempts:
-        jobs.finish(job_id, worker, JobStatus.failed,
-                        f"the job's worker stopped {job.deliveries - 1} times while running it; giving up")
+        jobs.finish(
+            job_id,
+            worker,
+            JobStatus.failed,
+            f"the job's worker stopped {job.deliveries - 1} times while running it; giving up",
+        )
         return "failed: too many deliveries"
     bound.info("job started", delivery=job.deliveries)
     started = time.perf_counter()
@@ -210,8 +249,16 @@ def run_job(job_id: uuid.UUID, *, worker: str, settings: Settings, catalog: dict
     return outcome
 
 
-def _run_claimed(job: Job, bound, *, worker: str, settings: Settings, catalog: dict[str, ModelSpec],
-                 models: MemoryManager, store: ObjectStore) -> str:
+def _run_claimed(
+    job: Job,
+    bound,
+    *,
+    worker: str,
+    settings: Settings,
+    catalog: dict[str, ModelSpec],
+    models: MemoryManager,
+    store: ObjectStore,
+) -> str:
     job_id = job.id
     try:
         with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:

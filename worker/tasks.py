@@ -59,9 +59,16 @@ class WorkerRuntime:
         """The heartbeat: queues, device, readiness, each model's state and footprint, device memory."""
         if self.presence.stopped.is_set():
             return
-        self.presence.announce({"queues": self.queues, "device": self.settings.device, "ready": self.ready,
-                                "loaded": self.models.loaded(), "models": self.models.snapshot(),
-                                "memory": self.models.memory()})
+        self.presence.announce(
+            {
+                "queues": self.queues,
+                "device": self.settings.device,
+                "ready": self.ready,
+                "loaded": self.models.loaded(),
+                "models": self.models.snapshot(),
+                "memory": self.models.memory(),
+            }
+        )
 
     def _background(self) -> None:
         interval = min(self.settings.recovery_interval, self.settings.aging_seconds, registry.TTL_SECONDS // 3)
@@ -77,8 +84,9 @@ class WorkerRuntime:
             self.presence.stopped.wait(interval)
 
     def run(self, job_id: uuid.UUID) -> str:
-        return run_job(job_id, worker=self.name, settings=self.settings, catalog=self.catalog,
-                       models=self.models, store=self.store)
+        return run_job(
+            job_id, worker=self.name, settings=self.settings, catalog=self.catalog, models=self.models, store=self.store
+        )
 
     def serve_affinity_run(self, first_job: uuid.UUID) -> None:
         """Model affinity: keep serving the model just used while its jobs wait at the top priority

@@ -20,14 +20,30 @@ from sqlalchemy import delete, or_, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
+from shared.domain.models import (
+    IdempotencyKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookDisabledUrl,
+    utcnow,
+)
+from shared.domain.webhooks import (
+    Allowlist,
+    Resolver,
+    TryResult,
+    account_secret,
+    encode_body,
+    next_delay,
+    send,
+    signed_headers,
+    signing_secrets,
+    system_resolver,
+)
 from shared.infra import registry
 from shared.infra.celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK, celery_app, enqueue_webhook
 from shared.infra.db import session_scope
-from shared.domain.models import (IdempotencyKey, WebhookAttempt, WebhookDelivery, WebhookDeliveryState,
-                           WebhookDisabledUrl, utcnow)
 from shared.settings import Settings, get_settings
-from shared.domain.webhooks import (Allowlist, Resolver, TryResult, account_secret, encode_body, next_delay, send,
-                             signed_headers, signing_secrets, system_resolver)
 
 log = structlog.get_logger()
 PENDING = WebhookDeliveryState.pending.value
@@ -41,18 +57,23 @@ def claim(delivery_id: uuid.UUID, lease: timedelta) -> WebhookDelivery | None:
     with session_scope() as s:
         return s.scalars(
             update(WebhookDelivery)
-            .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.state) == PENDING,
-                   col(WebhookDelivery.next_attempt_at) <= now,
-                   or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now))
+            .where(
+                col(WebhookDelivery.id) == delivery_id,
+                col(WebhookDelivery.state) == PENDING,
+                col(WebhookDelivery.next_attempt_at) <= now,
+                or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+            )
             .values(lease_until=now + lease)
             .returning(WebhookDelivery)
         ).first()
 
 
 def _close(s, delivery: WebhookDelivery, values: dict) -> None:
-    s.exec(update(WebhookDelivery)
-           .where(col(WebhookDelivery.id) == delivery.id, col(WebhookDelivery.lease_until) == delivery.lease_until)
-           .values(lease_until=None, dispatched_at=None, **values))
+    s.exec(
+        update(WebhookDelivery)
+        .where(col(WebhookDelivery.id) == delivery.id, col(WebhookDelivery.lease_until) == delivery.lease_until)
+        .values(lease_until=None, dispatched_at=None, **values)
+    )
 
 
 def deliver(delivery_id: uuid.UUID, settings: Settings, resolver: Resolver = system_resolver) -> str:
@@ -64,21 +85,39 @@ def deliver(delivery_id: uuid.UUID, settings: Settings, resolver: Resolver = sys
     with session_scope() as s:
         disabled = s.get(WebhookDisabledUrl, (delivery.account_id, delivery.url))
         if disabled is not None:
-            _close(s, delivery, dict(state=WebhookDeliveryState.skipped.value, finished_at=utcnow(),
-                                     last_error=f"not sent: this URL answered 410 Gone at "
-                                                f"{disabled.disabled_at.isoformat()} and is disabled"))
+            _close(
+                s,
+                delivery,
+                dict(
+                    state=WebhookDeliveryState.skipped.value,
+                    finished_at=utcnow(),
+                    last_error=f"not sent: this URL answered 410 Gone at "
+                    f"{disabled.disabled_at.isoformat()} and is disabled",
+                ),
+            )
             bound.info("webhook skipped: URL disabled")
             return "skipped: URL disabled"
         secrets_ = signing_secrets(account_secret(s, delivery.account_id))
     body = encode_body(delivery.payload)
     attempt = delivery.attempts + 1
     started_at = utcnow()
-    result = send(delivery.url, body, signed_headers(secrets_, delivery.webhook_id, body),
-                  allowlist=Allowlist.parse(settings.webhook_allowlist), timeout=settings.webhook_timeout,
-                  resolver=resolver)
+    result = send(
+        delivery.url,
+        body,
+        signed_headers(secrets_, delivery.webhook_id, body),
+        allowlist=Allowlist.parse(settings.webhook_allowlist),
+        timeout=settings.webhook_timeout,
+        resolver=resolver,
+    )
     outcome = _record(delivery, attempt, started_at, result, settings)
-    bound.info("webhook try", attempt=attempt, status_code=result.status_code, latency_ms=result.latency_ms,
-               error=result.error, outcome=outcome)
+    bound.info(
+        "webhook try",
+        attempt=attempt,
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        error=result.error,
+        outcome=outcome,
+    )
     return outcome
 
 
@@ -89,16 +128,26 @@ def _record(delivery: WebhookDelivery, attempt: int, started_at, result: TryResu
         error = "redirects are not followed"
     values: dict = dict(attempts=attempt, last_status_code=result.status_code, last_error=error)
     with session_scope() as s:
-        s.add(WebhookAttempt(delivery_id=delivery.id, attempt=attempt, attempted_at=started_at,
-                             status_code=result.status_code, latency_ms=result.latency_ms, error=error,
-                             address=result.address))
+        s.add(
+            WebhookAttempt(
+                delivery_id=delivery.id,
+                attempt=attempt,
+                attempted_at=started_at,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=error,
+                address=result.address,
+            )
+        )
         if result.ok:
             outcome = WebhookDeliveryState.succeeded.value
         elif result.status_code == 410:
             outcome = WebhookDeliveryState.disabled.value
-            s.exec(insert(WebhookDisabledUrl).values(account_id=delivery.account_id, url=delivery.url,
-                                                      disabled_at=now, delivery_id=delivery.id)
-                   .on_conflict_do_nothing(index_elements=["account_id", "url"]))
+            s.exec(
+                insert(WebhookDisabledUrl)
+                .values(account_id=delivery.account_id, url=delivery.url, disabled_at=now, delivery_id=delivery.id)
+                .on_conflict_do_nothing(index_elements=["account_id", "url"])
+            )
         elif result.refused:
             outcome = WebhookDeliveryState.refused.value
         else:
@@ -118,14 +167,30 @@ def dispatch_due(limit: int = 200) -> list[str]:
     deliveries whose first dispatch was lost (Redis down when their event was published)."""
     now = utcnow()
     with session_scope() as s:
-        due = (select(col(WebhookDelivery.id))
-               .where(col(WebhookDelivery.state) == PENDING, col(WebhookDelivery.next_attempt_at) <= now,
-                      or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
-                      or_(col(WebhookDelivery.dispatched_at).is_(None),
-                          col(WebhookDelivery.dispatched_at) < now - REDISPATCH_AFTER))
-               .order_by(col(WebhookDelivery.next_attempt_at)).limit(limit).with_for_update(skip_locked=True))
-        ids = [str(r) for r in s.exec(update(WebhookDelivery).where(col(WebhookDelivery.id).in_(due))
-                                      .values(dispatched_at=now).returning(col(WebhookDelivery.id))).scalars()]
+        due = (
+            select(col(WebhookDelivery.id))
+            .where(
+                col(WebhookDelivery.state) == PENDING,
+                col(WebhookDelivery.next_attempt_at) <= now,
+                or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+                or_(
+                    col(WebhookDelivery.dispatched_at).is_(None),
+                    col(WebhookDelivery.dispatched_at) < now - REDISPATCH_AFTER,
+                ),
+            )
+            .order_by(col(WebhookDelivery.next_attempt_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = [
+            str(r)
+            for r in s.exec(
+                update(WebhookDelivery)
+                .where(col(WebhookDelivery.id).in_(due))
+                .values(dispatched_at=now)
+                .returning(col(WebhookDelivery.id))
+            ).scalars()
+        ]
     for delivery_id in ids:
         enqueue_webhook(delivery_id)
     return ids
@@ -133,10 +198,14 @@ def dispatch_due(limit: int = 200) -> list[str]:
 
 def purge_idempotency_keys(limit: int = 1000) -> int:
     with session_scope() as s:
-        expired = (select(col(IdempotencyKey.account_id), col(IdempotencyKey.key))
-                   .where(col(IdempotencyKey.expires_at) < utcnow()).limit(limit))
-        result = s.exec(delete(IdempotencyKey).where(
-            tuple_(col(IdempotencyKey.account_id), col(IdempotencyKey.key)).in_(expired)))
+        expired = (
+            select(col(IdempotencyKey.account_id), col(IdempotencyKey.key))
+            .where(col(IdempotencyKey.expires_at) < utcnow())
+            .limit(limit)
+        )
+        result = s.exec(
+            delete(IdempotencyKey).where(tuple_(col(IdempotencyKey.account_id), col(IdempotencyKey.key)).in_(expired))
+        )
         return result.rowcount or 0
 
 
@@ -196,8 +265,12 @@ def deliver_task(delivery_id: str) -> str:
 def _on_ready(sender=None, **_) -> None:
     rt = runtime()
     rt.start_background()
-    log.info("webhook worker ready", worker=rt.name, allowlist=rt.settings.webhook_allowlist or None,
-             retry_schedule=rt.settings.webhook_retry_schedule)
+    log.info(
+        "webhook worker ready",
+        worker=rt.name,
+        allowlist=rt.settings.webhook_allowlist or None,
+        retry_schedule=rt.settings.webhook_retry_schedule,
+    )
 
 
 @signals.worker_shutdown.connect

@@ -30,15 +30,24 @@ def queue(session: SessionDep, redis: RedisDep) -> QueueReport:
             entry.queued, entry.oldest_wait_seconds = n, round((now - first).total_seconds(), 3)
         else:
             entry.running = n
-    return QueueReport(depth=depth, models=sorted(per_model.values(), key=lambda m: m.model),
-                       workers=registry.workers(redis))
+    return QueueReport(
+        depth=depth, models=sorted(per_model.values(), key=lambda m: m.model), workers=registry.workers(redis)
+    )
 
 
 def _key_out(key: ApiKey, account: Account | None) -> dict[str, Any]:
     assert account is not None  # a key's account goes with it (ON DELETE CASCADE)
-    return dict(id=key.id, prefix=key.prefix, name=key.name, account_id=account.id, tier=account.tier,
-                admin=account.is_admin, created_at=key.created_at, last_used_at=key.last_used_at,
-                revoked_at=key.revoked_at)
+    return dict(
+        id=key.id,
+        prefix=key.prefix,
+        name=key.name,
+        account_id=account.id,
+        tier=account.tier,
+        admin=account.is_admin,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
 
 
 @router.get("/keys", response_model=list[KeyOut])

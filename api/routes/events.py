@@ -93,20 +93,39 @@ async def _follow(job_id: uuid.UUID, last: str, redis_url: str, base: str) -> As
             await anyio.sleep(1.0)
 
 
-@router.get("/v1/jobs/{job_id}/events", response_class=EventSourceResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "Server-Sent Events; each `data` is `{type, timestamp, data: job}`"},
-                       204: {"description": "Last-Event-ID was the job's last event: nothing more will come"}})
-async def job_events(job_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal,
-                     settings: SettingsDep,
-                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None):
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events; each `data` is `{type, timestamp, data: job}`",
+        },
+        204: {"description": "Last-Event-ID was the job's last event: nothing more will come"},
+    },
+)
+async def job_events(
+    job_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+):
     """Follow a job: `job.queued`, `job.started`, `job.progress` (at most one a second), `job.attempt`
     (each generation attempt with its quality report), then one of `job.succeeded`, `job.failed`,
     `job.canceled`, after which the stream ends. Reconnect with `Last-Event-ID` to resume."""
     if last_event_id is not None and not EVENT_ID.match(last_event_id.strip()):
-        raise RequestValidationError([{"type": "value_error", "loc": ("header", "Last-Event-ID"),
-                                       "msg": "must be an id this stream sent, like 1764133200000-0",
-                                       "input": last_event_id}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "Last-Event-ID"),
+                    "msg": "must be an id this stream sent, like 1764133200000-0",
+                    "input": last_event_id,
+                }
+            ]
+        )
     last = last_event_id.strip() if last_event_id else "0"
     job = await run_in_threadpool(owned_job, session, job_id, principal)
     await run_in_threadpool(session.close)  # hold no database connection while streaming
@@ -119,5 +138,8 @@ async def job_events(job_id: uuid.UUID, request: Request, session: SessionDep, p
         if caught_up:
             return Response(status_code=204)
     base = settings.public_url or str(request.base_url)
-    return EventSourceResponse(_follow(job_id, last, settings.redis_url, base), ping=PING_SECONDS,
-                               headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return EventSourceResponse(
+        _follow(job_id, last, settings.redis_url, base),
+        ping=PING_SECONDS,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

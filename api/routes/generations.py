@@ -31,36 +31,71 @@ def prefer_wait(header: str | None) -> int | None:
             continue
         value = value.strip().strip('"')
         if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > MAX_WAIT:
-            raise RequestValidationError([{"type": "value_error", "loc": ("header", "Prefer"), "input": header,
-                                           "msg": f"wait must be whole seconds from 0 to {MAX_WAIT}"}])
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("header", "Prefer"),
+                        "input": header,
+                        "msg": f"wait must be whole seconds from 0 to {MAX_WAIT}",
+                    }
+                ]
+            )
         return int(value)
     return None
 
 
-@router.post("/v1/generations", status_code=202, response_model=JobOut,
-             responses={201: {"description": "`Prefer: wait=N` and the job finished in time: the finished job"},
-                        202: {"headers": {"Location": {"description": "URL of the job"}}},
-                        409: {"description": "the Idempotency-Key was used with a different body"},
-                        429: {"description": "a tier limit or the rate limit was reached"},
-                        503: {"description": "the queue is full or unavailable"}})
+@router.post(
+    "/v1/generations",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        201: {"description": "`Prefer: wait=N` and the job finished in time: the finished job"},
+        202: {"headers": {"Location": {"description": "URL of the job"}}},
+        409: {"description": "the Idempotency-Key was used with a different body"},
+        429: {"description": "a tier limit or the rate limit was reached"},
+        503: {"description": "the queue is full or unavailable"},
+    },
+)
 async def create_generation(
-        body: GenerationCreate, request: Request, response: Response, session: SessionDep, catalog: CatalogDep,
-        principal: CurrentPrincipal, settings: SettingsDep,
-        prefer: Annotated[str | None, Header(
+    body: GenerationCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    catalog: CatalogDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    prefer: Annotated[
+        str | None,
+        Header(
             description=f"`wait=N` (0-{MAX_WAIT}): hold the request until the job finishes (201 with the "
-                        "finished job) or N seconds pass (202 as usual).")] = None,
-        idempotency_key: Annotated[str | None, Header(
+            "finished job) or N seconds pass (202 as usual)."
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
             alias=idempotency.HEADER,
             description="Makes retries safe: the same key with the same body within 24 h returns the same job "
-                        "(`Idempotent-Replayed: true`); with a different body, 409.")] = None) -> JobOut:
+            "(`Idempotent-Replayed: true`); with a different body, 409.",
+        ),
+    ] = None,
+) -> JobOut:
     """Queue a generation. Poll the job at the `Location` URL until its status is terminal, follow
     `GET /v1/jobs/{id}/events`, or give a `webhook_url`. The priority is clamped into the caller's tier range."""
     wait = prefer_wait(prefer)
     key = idempotency.check_key(idempotency_key)
     if not catalog[body.model].uses_duration:  # a voice job's voice must exist now, not fail at run time
         await run_in_threadpool(check_job_voice, settings, body.voice)
-    submission = await run_in_threadpool(jobs.submit, session=session, account=principal.account, request=body,
-                                         catalog=catalog, settings=settings, idempotency_key=key)
+    submission = await run_in_threadpool(
+        jobs.submit,
+        session=session,
+        account=principal.account,
+        request=body,
+        catalog=catalog,
+        settings=settings,
+        idempotency_key=key,
+    )
     job, replayed = submission.job, submission.replayed
     await run_in_threadpool(session.close)  # hold no database connection while waiting
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))

@@ -25,7 +25,10 @@ def _database_ok() -> None:
         session.execute(text("SELECT 1"))
 
 
-@router.get("/readyz", responses={503: {"description": "PostgreSQL, Redis or the object store is unreachable (named in checks)"}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "PostgreSQL, Redis or the object store is unreachable (named in checks)"}},
+)
 async def readyz(redis: RedisDep, store: StoreDep) -> JSONResponse:
     """PostgreSQL, Redis and the object store are reachable (503 otherwise, naming which is not)."""
     checks = {}
@@ -45,5 +48,8 @@ async def readyz(redis: RedisDep, store: StoreDep) -> JSONResponse:
     except Exception as exc:
         checks["storage"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503,
-                        headers=None if ok else {"Retry-After": "5"})
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "5"},
+    )

@@ -43,27 +43,41 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         return datetime.fromisoformat(created), uuid.UUID(ident)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ProblemException(422, "cursor: not a cursor returned by this API",
-                               errors=[{"field": "cursor", "location": "query", "message": "invalid cursor"}]) from None
+        raise ProblemException(
+            422,
+            "cursor: not a cursor returned by this API",
+            errors=[{"field": "cursor", "location": "query", "message": "invalid cursor"}],
+        ) from None
 
 
 @router.get("/v1/jobs", response_model=JobList)
-def list_jobs(request: Request, session: SessionDep, principal: CurrentPrincipal,
-              status: Annotated[JobStatus | None, Query()] = None,
-              model: Annotated[ModelId | None, Query()] = None,
-              limit: Annotated[int, Query(ge=1, le=100)] = 20,
-              cursor: Annotated[str | None, Query(max_length=200)] = None) -> JobList:
+def list_jobs(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: Annotated[JobStatus | None, Query()] = None,
+    model: Annotated[ModelId | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobList:
     """The caller's jobs (all jobs for admins), newest first. Follow `next_cursor` for older ones."""
-    items, sounds, more = jobs.page(session, account_id=None if principal.is_admin else principal.account.id,
-                                    status=status, model=model, before=_decode_cursor(cursor) if cursor else None,
-                                    limit=limit)
-    return JobList(items=[job_out(request, j, sounds.get(j.result_sound_id) if j.result_sound_id else None)
-                          for j in items],
-                   next_cursor=_encode_cursor(items[-1]) if more else None)
+    items, sounds, more = jobs.page(
+        session,
+        account_id=None if principal.is_admin else principal.account.id,
+        status=status,
+        model=model,
+        before=_decode_cursor(cursor) if cursor else None,
+        limit=limit,
+    )
+    return JobList(
+        items=[job_out(request, j, sounds.get(j.result_sound_id) if j.result_sound_id else None) for j in items],
+        next_cursor=_encode_cursor(items[-1]) if more else None,
+    )
 
 
-@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut,
-             responses={409: {"description": "the job has already finished"}})
+@router.post(
+    "/v1/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"description": "the job has already finished"}}
+)
 def cancel_job(job: OwnedJob, request: Request, session: SessionDep) -> JobOut:
     """A queued job is canceled at once and never runs; a running one stops at its next progress step."""
     return present(request, session, jobs.cancel(session, job.id))

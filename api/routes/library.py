@@ -16,8 +16,9 @@ router = APIRouter(tags=["library"])
 
 
 @router.get("/v1/library", response_model=SoundList)
-def list_library(request: Request, session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal,
-                 query: SoundQueryDep) -> SoundList:
+def list_library(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: OptionalPrincipal, query: SoundQueryDep
+) -> SoundList:
     """Public sounds of every account, newest first; the same search, filters and cursors as
     `GET /v1/sounds`. Without an API key unless `SOUNDBOX_LIBRARY_REQUIRES_KEY` is on."""
     if principal is None and settings.library_requires_key:
@@ -26,12 +27,16 @@ def list_library(request: Request, session: SessionDep, settings: SettingsDep, p
 
 
 @router.get("/v1/categories", response_model=CategoryList)
-def list_categories(session: SessionDep, principal: SignedIn,
-                    scope: Annotated[Literal["mine", "library"], Query(
-                        description="mine: your sounds (every account's for admins); library: public sounds")] = "mine",
-                    ) -> CategoryList:
+def list_categories(
+    session: SessionDep,
+    principal: SignedIn,
+    scope: Annotated[
+        Literal["mine", "library"],
+        Query(description="mine: your sounds (every account's for admins); library: public sounds"),
+    ] = "mine",
+) -> CategoryList:
     """Every category of the caller's sounds with how many sounds have it, most common first."""
-    where = library.Scope.library() if scope == "library" else library.Scope.mine(principal.account.id,
-                                                                                   principal.is_admin)
+    where = (
+        library.Scope.library() if scope == "library" else library.Scope.mine(principal.account.id, principal.is_admin)
+    )
     return CategoryList.model_validate({"categories": library.category_counts(session, where)})
-

@@ -31,9 +31,13 @@ def list_models(settings: SettingsDep, catalog: CatalogDep, redis: RedisDep) -> 
     for w in live:
         for m in w.get("models") or []:
             try:
-                per_model.setdefault(m["model"], []).append(ModelWorkerOut(
-                    worker=w.get("name", "?"), device=w.get("device", "?"), **{k: v for k, v in m.items()
-                                                                               if k in ModelWorkerOut.model_fields}))
+                per_model.setdefault(m["model"], []).append(
+                    ModelWorkerOut(
+                        worker=w.get("name", "?"),
+                        device=w.get("device", "?"),
+                        **{k: v for k, v in m.items() if k in ModelWorkerOut.model_fields},
+                    )
+                )
             except (KeyError, TypeError, ValueError):  # an older or newer worker's heartbeat: skip the entry
                 continue
     models = []
@@ -45,11 +49,24 @@ def list_models(settings: SettingsDep, catalog: CatalogDep, redis: RedisDep) -> 
             state = "loaded" if best in ("ready", "generating") else best
         else:
             state = "available" if checkpoint_present(spec, settings) else "missing"
-        models.append(ModelOut(
-            id=spec.id, kind=spec.kind, family=spec.family, hub_id=spec.hub_id, queue=spec.queue,
-            sample_rate=spec.sample_rate, min_duration=spec.min_duration, max_duration=spec.max_duration,
-            durations=list(spec.fixed_durations) or None,
-            default_duration=spec.default_duration if spec.uses_duration else None,
-            window_seconds=spec.window_seconds, memory_estimate_bytes=spec.memory_bytes(1),
-            controls=sampling.describe(spec), state=state, workers=copies, description=spec.description))
+        models.append(
+            ModelOut(
+                id=spec.id,
+                kind=spec.kind,
+                family=spec.family,
+                hub_id=spec.hub_id,
+                queue=spec.queue,
+                sample_rate=spec.sample_rate,
+                min_duration=spec.min_duration,
+                max_duration=spec.max_duration,
+                durations=list(spec.fixed_durations) or None,
+                default_duration=spec.default_duration if spec.uses_duration else None,
+                window_seconds=spec.window_seconds,
+                memory_estimate_bytes=spec.memory_bytes(1),
+                controls=sampling.describe(spec),
+                state=state,
+                workers=copies,
+                description=spec.description,
+            )
+        )
     return ModelList(catalog=settings.catalog, models=models)

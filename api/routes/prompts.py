@@ -18,5 +18,6 @@ def check(body: PromptCheck) -> PromptCheckOut:
     and why. The same warnings are recorded on every submitted job; they never block."""
     result = check_prompt(body.prompt, body.model)
     model = None if result.model is None else {"chosen": result.model["chosen"], "reason": result.model["reason"]}
-    return PromptCheckOut.model_validate({"warnings": result.warnings, "suggestions": result.suggestions,
-                                          "model": model})
+    return PromptCheckOut.model_validate(
+        {"warnings": result.warnings, "suggestions": result.suggestions, "model": model}
+    )

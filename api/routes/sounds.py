@@ -14,10 +14,10 @@ from api.auth import OptionalPrincipal, SignedIn
 from api.conditional import not_modified
 from api.deps import SessionDep, StoreDep
 from api.owned import OwnedSound, writable_sound
-from api.sound_query import SoundQueryDep, list_page
 from api.presenters import sound_out
 from api.problems import ProblemException
 from api.ranges import serve_object
+from api.sound_query import SoundQueryDep, list_page
 from shared.audio import formats, peaks
 from shared.domain import library
 from shared.domain.models import Sound, utcnow
@@ -28,8 +28,11 @@ router = APIRouter(tags=["sounds"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-@router.get("/v1/sounds/{sound_id}", response_model=SoundOut,
-            responses={410: {"description": "the sound was deleted (its owner asks)"}})
+@router.get(
+    "/v1/sounds/{sound_id}",
+    response_model=SoundOut,
+    responses={410: {"description": "the sound was deleted (its owner asks)"}},
+)
 def get_sound(sound: OwnedSound, request: Request, principal: OptionalPrincipal) -> SoundOut:
     """The sound's metadata: prompt, title, tags, visibility, categories, quality report, URLs."""
     return sound_out(request, sound, principal.account.id if principal else None)
@@ -40,23 +43,28 @@ def _missing(sound: Sound) -> ProblemException:
 
 
 AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {f.media_type: {} for f in formats.FORMATS.values()},
-          "description": "the audio; Range requests get 206"},
+    200: {
+        "content": {f.media_type: {} for f in formats.FORMATS.values()},
+        "description": "the audio; Range requests get 206",
+    },
     206: {"description": "partial content"},
     304: {"description": "not modified (If-None-Match)"},
     406: {"description": "the Accept header names no supported format"},
 }
 
 
-@router.get("/v1/sounds/{sound_id}/audio", name="get_sound_audio", response_class=Response,
-            responses=AUDIO_RESPONSES)
+@router.get("/v1/sounds/{sound_id}/audio", name="get_sound_audio", response_class=Response, responses=AUDIO_RESPONSES)
 def get_sound_audio(
     sound: OwnedSound,
     request: Request,
     store: StoreDep,
-    format: Annotated[str | None, Query(
-        description=f"One of {', '.join(formats.SUPPORTED)}; wins over the Accept header "
-                    "(audio/wav, audio/flac, audio/mpeg, audio/ogg, audio/opus). Default: wav.")] = None,
+    format: Annotated[
+        str | None,
+        Query(
+            description=f"One of {', '.join(formats.SUPPORTED)}; wins over the Accept header "
+            "(audio/wav, audio/flac, audio/mpeg, audio/ogg, audio/opus). Default: wav."
+        ),
+    ] = None,
 ) -> Response:
     """The sound's audio. WAV is the file as generated; other formats are converted on first
     request and cached. Every format supports Range and If-None-Match."""
@@ -64,18 +72,26 @@ def get_sound_audio(
         try:
             fmt = formats.check_format(format)
         except formats.UnsupportedFormat as exc:
-            raise RequestValidationError([{"type": "enum", "loc": ("query", "format"), "msg": str(exc),
-                                           "input": format}]) from None
+            raise RequestValidationError(
+                [{"type": "enum", "loc": ("query", "format"), "msg": str(exc), "input": format}]
+            ) from None
     else:
         name = formats.negotiate(request.headers.get("accept"))
         if name is None:
-            raise ProblemException(406, "none of the types in the Accept header can be served; "
-                                        f"supported: {', '.join(f.media_type for f in formats.FORMATS.values())}",
-                                   supported=list(formats.SUPPORTED))
+            raise ProblemException(
+                406,
+                "none of the types in the Accept header can be served; "
+                f"supported: {', '.join(f.media_type for f in formats.FORMATS.values())}",
+                supported=list(formats.SUPPORTED),
+            )
         fmt = formats.FORMATS[name]
     etag = f'"{sound.id}-{fmt.name}"'
-    headers = {**IMMUTABLE, "ETag": etag, "Vary": "Accept",
-               "Content-Disposition": formats.content_disposition(sound.prompt, str(sound.id), fmt.name)}
+    headers = {
+        **IMMUTABLE,
+        "ETag": etag,
+        "Vary": "Accept",
+        "Content-Disposition": formats.content_disposition(sound.prompt, str(sound.id), fmt.name),
+    }
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     try:
@@ -85,16 +101,34 @@ def get_sound_audio(
         raise _missing(sound) from None
 
 
-@router.get("/v1/sounds/{sound_id}/peaks", name="get_sound_peaks", response_class=Response,
-            responses={200: {"content": {"application/json": {"example": {
-                "points": 2, "sample_rate": 32000, "duration": 2.0, "channels": 1,
-                "peaks": [[-0.41, 0.43], [-0.38, 0.4]]}}}}, 304: {"description": "not modified"}})
+@router.get(
+    "/v1/sounds/{sound_id}/peaks",
+    name="get_sound_peaks",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "points": 2,
+                        "sample_rate": 32000,
+                        "duration": 2.0,
+                        "channels": 1,
+                        "peaks": [[-0.41, 0.43], [-0.38, 0.4]],
+                    }
+                }
+            }
+        },
+        304: {"description": "not modified"},
+    },
+)
 def get_sound_peaks(
     sound: OwnedSound,
     request: Request,
     store: StoreDep,
-    points: Annotated[int, Query(ge=1, le=peaks.MAX_POINTS,
-                                 description="How many [min, max] pairs (each covers duration / points).")] = 1000,
+    points: Annotated[
+        int, Query(ge=1, le=peaks.MAX_POINTS, description="How many [min, max] pairs (each covers duration / points).")
+    ] = 1000,
 ) -> Response:
     """Waveform peaks for drawing the sound: ``points`` equal spans of the clip, each span's
     minimum and maximum sample over all channels. Computed once per ``points`` and cached."""
@@ -109,8 +143,12 @@ def get_sound_peaks(
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.get("/v1/sounds/{sound_id}/spectrogram.png", name="get_sound_spectrogram", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}})
+@router.get(
+    "/v1/sounds/{sound_id}/spectrogram.png",
+    name="get_sound_spectrogram",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 304: {"description": "not modified"}},
+)
 def get_sound_spectrogram(sound: OwnedSound, request: Request, store: StoreDep) -> Response:
     """The mel spectrogram, rendered once by the worker."""
     etag = f'"{sound.id}-spec"'
@@ -124,19 +162,27 @@ def get_sound_spectrogram(sound: OwnedSound, request: Request, store: StoreDep) 
 
 # --- the caller's library: list, edit, delete (shared/domain/library.py) --------------------------
 
+
 @router.get("/v1/sounds", response_model=SoundList)
 def list_sounds(request: Request, session: SessionDep, principal: SignedIn, query: SoundQueryDep) -> SoundList:
     """The caller's sounds (every account's for admins), newest first. `q` searches title and prompt
     (every word, each as a prefix); filters combine; follow `next_cursor` with the same parameters."""
-    return list_page(request, session, query, library.Scope.mine(principal.account.id, principal.is_admin),
-                     principal.account.id)
+    return list_page(
+        request, session, query, library.Scope.mine(principal.account.id, principal.is_admin), principal.account.id
+    )
 
 
-@router.patch("/v1/sounds/{sound_id}", response_model=SoundOut,
-              responses={403: {"description": "another account's unlisted or public sound"},
-                         410: {"description": "the sound was deleted"}})
-def update_sound(sound_id: uuid.UUID, body: SoundPatch, request: Request, session: SessionDep,
-                 principal: SignedIn) -> SoundOut:
+@router.patch(
+    "/v1/sounds/{sound_id}",
+    response_model=SoundOut,
+    responses={
+        403: {"description": "another account's unlisted or public sound"},
+        410: {"description": "the sound was deleted"},
+    },
+)
+def update_sound(
+    sound_id: uuid.UUID, body: SoundPatch, request: Request, session: SessionDep, principal: SignedIn
+) -> SoundOut:
     """Set the title, replace the tags, or change who may see the sound; fields left out stay."""
     sound = writable_sound(session, sound_id, principal)
     if sound.deleted_at is not None:
@@ -154,8 +200,12 @@ def update_sound(sound_id: uuid.UUID, body: SoundPatch, request: Request, sessio
     return sound_out(request, sound, principal.account.id)
 
 
-@router.delete("/v1/sounds/{sound_id}", status_code=204, response_class=Response,
-               responses={204: {"description": "deleted (again: deleting a deleted sound is fine)"}})
+@router.delete(
+    "/v1/sounds/{sound_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "deleted (again: deleting a deleted sound is fine)"}},
+)
 def delete_sound(sound_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: SignedIn) -> Response:
     """Delete the sound: its audio, converted formats, peaks and spectrogram leave the store; the
     row stays as a tombstone (the job's `result.deleted_at`; the sound's routes answer 410 Gone)."""

@@ -8,8 +8,16 @@ from fastapi.responses import Response
 
 from api.deps import SettingsDep
 from api.problems import ProblemException, field_error
-from api.speech import (AudioStreamingResponse, PreparedSpeech, SpeechPoolDep, admit_or_refuse, resolve_voice,
-                        stream_speech, unknown_voice_problem, voice_cache)
+from api.speech import (
+    AudioStreamingResponse,
+    PreparedSpeech,
+    SpeechPoolDep,
+    admit_or_refuse,
+    resolve_voice,
+    stream_speech,
+    unknown_voice_problem,
+    voice_cache,
+)
 from shared.domain.schemas import SpeechCreate, VoiceRef
 from shared.settings import Settings
 from shared.speech.encode import MEDIA_TYPES, stream_encoder
@@ -24,18 +32,28 @@ _AUDIO = {media: {"schema": {"type": "string", "format": "binary"}} for media in
 def _prepare(settings: Settings, info: VoiceInfo, body: SpeechCreate) -> PreparedSpeech:
     """Load the voice (cached), plan the sentences, open the encoder: runs in a synthesis thread."""
     voice = voice_cache(settings).get(info)
-    options = SpeechOptions(length_scale=body.length_scale, noise_scale=body.noise_scale, noise_w=body.noise_w,
-                            speaker=body.speaker, sentence_silence=body.sentence_silence, speed=body.speed,
-                            seed=body.seed)
+    options = SpeechOptions(
+        length_scale=body.length_scale,
+        noise_scale=body.noise_scale,
+        noise_w=body.noise_w,
+        speaker=body.speaker,
+        sentence_silence=body.sentence_silence,
+        speed=body.speed,
+        seed=body.seed,
+    )
     utterance = Utterance(voice, body.input, options)
     return PreparedSpeech(utterance, stream_encoder(body.response_format, voice.sample_rate))
 
 
 @router.post(
-    "/v1/audio/speech", response_class=Response,
-    responses={200: {"content": _AUDIO, "description": "The audio, streamed sentence by sentence (chunked)."},
-               404: {"description": "Unknown voice; the problem lists the available ones."},
-               503: {"description": "Speech synthesis at capacity; see Retry-After."}})
+    "/v1/audio/speech",
+    response_class=Response,
+    responses={
+        200: {"content": _AUDIO, "description": "The audio, streamed sentence by sentence (chunked)."},
+        404: {"description": "Unknown voice; the problem lists the available ones."},
+        503: {"description": "Speech synthesis at capacity; see Retry-After."},
+    },
+)
 async def create_speech(body: SpeechCreate, settings: SettingsDep, pool: SpeechPoolDep) -> Response:
     """Speak `input` with a Piper voice, compatible with OpenAI's speech endpoint (`model` piper,
     tts-1 or tts-1-hd). The body streams as each sentence is synthesized: the first bytes leave
@@ -61,5 +79,6 @@ async def create_speech(body: SpeechCreate, settings: SettingsDep, pool: SpeechP
             raise ProblemException(404, f"voice {info.id!r} is no longer installed", title="Unknown voice") from None
         raise
     headers = {"X-Voice": info.id, "X-Sample-Rate": str(prepared.encoder.sample_rate)}
-    return AudioStreamingResponse(stream_speech(pool, admission, prepared), media_type=prepared.encoder.media_type,
-                                  headers=headers)
+    return AudioStreamingResponse(
+        stream_speech(pool, admission, prepared), media_type=prepared.encoder.media_type, headers=headers
+    )

@@ -8,9 +8,19 @@ from fastapi.responses import Response
 
 from api.conditional import not_modified
 from api.deps import SettingsDep, StoreDep
-from api.speech import (SAMPLES, SampleCache, SpeechPoolDep, admit_or_refuse, default_voice_id, keep_sample,
-                        load_stored_sample, sample_object_key, sample_text,
-                        unknown_voice_problem, voice_cache)
+from api.speech import (
+    SAMPLES,
+    SampleCache,
+    SpeechPoolDep,
+    admit_or_refuse,
+    default_voice_id,
+    keep_sample,
+    load_stored_sample,
+    sample_object_key,
+    sample_text,
+    unknown_voice_problem,
+    voice_cache,
+)
 from shared.domain.schemas import OPENAI_VOICES, SpeakerOut, VoiceList, VoiceOut
 from shared.settings import Settings
 from shared.speech.encode import wav_bytes
@@ -21,10 +31,18 @@ router = APIRouter(tags=["voices"])
 
 
 def _voice_out(request: Request, info: VoiceInfo) -> VoiceOut:
-    return VoiceOut(id=info.id, name=info.name, language=info.language, quality=info.quality,
-                    sample_rate=info.sample_rate, num_speakers=info.num_speakers,
-                    speakers=[SpeakerOut(id=i, name=n) for i, n in info.speakers], license=info.license,
-                    source=info.source, sample_url=str(request.url_for("get_voice_sample", voice_id=info.id)))
+    return VoiceOut(
+        id=info.id,
+        name=info.name,
+        language=info.language,
+        quality=info.quality,
+        sample_rate=info.sample_rate,
+        num_speakers=info.num_speakers,
+        speakers=[SpeakerOut(id=i, name=n) for i, n in info.speakers],
+        license=info.license,
+        source=info.source,
+        sample_url=str(request.url_for("get_voice_sample", voice_id=info.id)),
+    )
 
 
 def _find(settings: Settings, voice_id: str) -> VoiceInfo:
@@ -52,12 +70,20 @@ def _render_sample(settings: Settings, info: VoiceInfo, text: str) -> bytes:
     return wav_bytes(synthesize(voice, text), voice.sample_rate)
 
 
-@router.get("/v1/voices/{voice_id}/sample", name="get_voice_sample", response_class=Response,
-            responses={200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
-                       304: {"description": "Not modified (If-None-Match)"}, 404: {"description": "Unknown voice"},
-                       503: {"description": "Speech synthesis at capacity; see Retry-After."}})
-async def get_voice_sample(voice_id: str, request: Request, settings: SettingsDep, pool: SpeechPoolDep,
-                           store: StoreDep) -> Response:
+@router.get(
+    "/v1/voices/{voice_id}/sample",
+    name="get_voice_sample",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "Not modified (If-None-Match)"},
+        404: {"description": "Unknown voice"},
+        503: {"description": "Speech synthesis at capacity; see Retry-After."},
+    },
+)
+async def get_voice_sample(
+    voice_id: str, request: Request, settings: SettingsDep, pool: SpeechPoolDep, store: StoreDep
+) -> Response:
     """A short sentence in the voice's language, rendered once and cached (strong `ETag`;
     `If-None-Match` answers 304)."""
     info = await run_in_threadpool(_find, settings, voice_id)

@@ -47,7 +47,7 @@ def measure(samples: np.ndarray, sr: int, kind: str) -> AudioFeatures:
     one_shot = False
     if fine.size >= 6:
         peak_at = int(np.argmax(fine))
-        tail = fine[-max(1, fine.size // 10):].mean()
+        tail = fine[-max(1, fine.size // 10) :].mean()
         one_shot = peak_at < fine.size * 0.3 and fine[peak_at] - tail >= 20
     bpm = tempo(y, sr) if kind == "music" and duration >= 2 else None
     return AudioFeatures(duration=duration, tempo_bpm=bpm, loudness_range_db=lra, one_shot=one_shot)

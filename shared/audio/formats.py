@@ -40,8 +40,9 @@ FORMATS: dict[str, AudioFormat] = {
     for f in (
         AudioFormat("wav", "audio/wav", "WAV", "PCM_16"),
         AudioFormat("flac", "audio/flac", "FLAC", "PCM_16"),
-        AudioFormat("mp3", "audio/mpeg", "MP3", "MPEG_LAYER_III",
-                    (("bitrate_mode", "VARIABLE"), ("compression_level", 0.3))),
+        AudioFormat(
+            "mp3", "audio/mpeg", "MP3", "MPEG_LAYER_III", (("bitrate_mode", "VARIABLE"), ("compression_level", 0.3))
+        ),
         AudioFormat("ogg", "audio/ogg", "OGG", "VORBIS", (("compression_level", 0.4),)),
         AudioFormat("opus", "audio/ogg; codecs=opus", "OGG", "OPUS", (("compression_level", 0.7),)),
     )
@@ -52,10 +53,18 @@ MP3_MAX_CHANNELS = 2
 
 # Accept media types -> format ("audio/ogg; codecs=opus" is handled by its parameter)
 MEDIA_TYPES: dict[str, str] = {
-    "audio/wav": "wav", "audio/wave": "wav", "audio/x-wav": "wav", "audio/vnd.wave": "wav",
-    "audio/flac": "flac", "audio/x-flac": "flac",
-    "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3",
-    "audio/ogg": "ogg", "audio/vorbis": "ogg", "application/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/wave": "wav",
+    "audio/x-wav": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mpeg3": "mp3",
+    "audio/ogg": "ogg",
+    "audio/vorbis": "ogg",
+    "application/ogg": "ogg",
     "audio/opus": "opus",
 }
 
@@ -129,7 +138,7 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     channels = audio.shape[1]
     layout = {1: "mono", 2: "stereo"}.get(channels)
     if layout is None:  # more channels than a simple layout: resample each on its own
-        return np.stack([_resample(audio[:, c:c + 1], rate, target)[:, 0] for c in range(channels)], axis=1)
+        return np.stack([_resample(audio[:, c : c + 1], rate, target)[:, 0] for c in range(channels)], axis=1)
     resampler = av.AudioResampler(format="flt", layout=layout, rate=target)
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.reshape(1, -1)), format="flt", layout=layout)
     frame.sample_rate = rate

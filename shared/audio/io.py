@@ -24,9 +24,7 @@ def as_channels(samples: np.ndarray) -> np.ndarray:
     elif arr.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, n) or (n,), got shape {arr.shape}")
     if arr.shape[0] > MAX_CHANNELS:
-        raise ValueError(
-            f"audio has {arr.shape[0]} channels; expected (channels, n) - was (n, channels) passed?"
-        )
+        raise ValueError(f"audio has {arr.shape[0]} channels; expected (channels, n) - was (n, channels) passed?")
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"audio must be floating point in [-1, 1], got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)

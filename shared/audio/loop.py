@@ -36,9 +36,7 @@ def make_loopable(samples: np.ndarray, sample_rate: int, fade_seconds: float) ->
     if fade == 0:
         return like_input(x.copy(), samples)
     if 2 * fade >= n:
-        raise ValueError(
-            f"crossfade of {fade} samples needs a clip longer than {2 * fade} samples, got {n}"
-        )
+        raise ValueError(f"crossfade of {fade} samples needs a clip longer than {2 * fade} samples, got {n}")
 
     t = np.linspace(0.0, np.pi / 2.0, fade, dtype=np.float64)
     fade_in = np.sin(t).astype(np.float32)

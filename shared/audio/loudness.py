@@ -55,9 +55,7 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
         raise ValueError(f"audio shorter than {BLOCK_SECONDS} s cannot be measured")
     if x.shape[0] > MAX_LOUDNESS_CHANNELS:
         raise ValueError(f"loudness is defined for at most {MAX_LOUDNESS_CHANNELS} channels")
-    loudness = pyloudnorm.Meter(sample_rate, block_size=BLOCK_SECONDS).integrated_loudness(
-        x.T.astype(np.float64)
-    )
+    loudness = pyloudnorm.Meter(sample_rate, block_size=BLOCK_SECONDS).integrated_loudness(x.T.astype(np.float64))
     return float(loudness)
 
 

@@ -43,8 +43,13 @@ def peaks_document(wav: bytes, points: int) -> dict:
 
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     peaks = compute_peaks(audio, points)
-    return {"points": len(peaks), "sample_rate": int(rate), "duration": round(audio.shape[0] / rate, 6),
-            "channels": int(audio.shape[1]), "peaks": peaks}
+    return {
+        "points": len(peaks),
+        "sample_rate": int(rate),
+        "duration": round(audio.shape[0] / rate, 6),
+        "channels": int(audio.shape[1]),
+        "peaks": peaks,
+    }
 
 
 def peaks_key(audio_key: str, points: int) -> str:

@@ -122,8 +122,7 @@ class QualityThresholds:
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "music": {},
     # noise is what rain, wind and fire are made of; steady air and hiss can be the sound itself
-    "sfx": {"max_noisiness": 1.0, "hiss_ratio": 0.75, "hiss_ratio_rising": 0.3, "tail_ratio": 0.45,
-            "dc_ratio": 0.3},
+    "sfx": {"max_noisiness": 1.0, "hiss_ratio": 0.75, "hiss_ratio_rising": 0.3, "tail_ratio": 0.45, "dc_ratio": 0.3},
     # speech pauses between sentences; breath and fricatives are noise
     "speech": {"max_noisiness": 0.35, "hiss_ratio": 0.3, "tail_ratio": 0.4},
 }
@@ -152,8 +151,9 @@ def thresholds_for(kind: str, overrides: Mapping[str, Mapping[str, float]] | Non
             bad = set(values) - set(names)
             if bad:
                 raise ValueError(f"unknown quality threshold(s) {sorted(bad)}; known: {', '.join(names)}")
-            updates: dict[str, Any] = {k: float(v) if names[k] in ("float", float) else int(v)
-                                       for k, v in values.items()}
+            updates: dict[str, Any] = {
+                k: float(v) if names[k] in ("float", float) else int(v) for k, v in values.items()
+            }
             t = replace(t, **updates)
     return t
 
@@ -354,8 +354,8 @@ def _peak_mask(power: np.ndarray, width: int = 12, peak_db: float = 10.0) -> np.
     means = uniform_filter1d(logp, width, axis=1, mode="nearest")
     half = width // 2
     padded = np.pad(means, ((0, 0), (half + 2, half + 2)), mode="edge")
-    left = padded[:, 1:bins + 1]  # means[k - half - 1]
-    right = padded[:, 2 * half + 4:2 * half + 4 + bins]  # means[k + half + 2]
+    left = padded[:, 1 : bins + 1]  # means[k - half - 1]
+    right = padded[:, 2 * half + 4 : 2 * half + 4 + bins]  # means[k + half + 2]
     threshold = np.float32(peak_db * math.log(10) / 10)
     peaks[:] = logp - np.maximum(left, right) > threshold
     peaks[:, 1:] &= logp[:, 1:] >= logp[:, :-1]
@@ -384,8 +384,14 @@ def _tonality(power: np.ndarray, tonal: np.ndarray) -> float:
     return float((power * tonal).sum() / total)
 
 
-def _stuck_tone(power: np.ndarray, weighted: np.ndarray, tonal: np.ndarray, bin_hz: float,
-                lf_weight: np.ndarray, all_frames: np.ndarray) -> tuple[float, float, float, float, float, float]:
+def _stuck_tone(
+    power: np.ndarray,
+    weighted: np.ndarray,
+    tonal: np.ndarray,
+    bin_hz: float,
+    lf_weight: np.ndarray,
+    all_frames: np.ndarray,
+) -> tuple[float, float, float, float, float, float]:
     """(share, persistence, clutter, prominence dB, frequency, steadiness) of the strongest
     steady tone.
 
@@ -409,7 +415,7 @@ def _stuck_tone(power: np.ndarray, weighted: np.ndarray, tonal: np.ndarray, bin_
         c = round(h * k)
         if c - 2 >= bins:
             break
-        series[max(1, c - 2):c + 3] = True
+        series[max(1, c - 2) : c + 3] = True
     per_frame = power[:, series].sum(axis=1) / np.maximum(power.sum(axis=1), TINY)
     dominated = per_frame >= 0.5
     persistence = float(dominated.mean())
@@ -422,14 +428,14 @@ def _stuck_tone(power: np.ndarray, weighted: np.ndarray, tonal: np.ndarray, bin_
         transient = float(np.maximum(rest - np.median(rest), 0.0).sum())
         other = tonal_other + transient
         clutter = other / max(own + other, TINY)
-    shoulders = np.r_[mean_spec[max(1, k - 12):max(1, k - 3)], mean_spec[k + 4:k + 13]]
+    shoulders = np.r_[mean_spec[max(1, k - 12) : max(1, k - 3)], mean_spec[k + 4 : k + 13]]
     prominence = 10 * math.log10(mean_spec[k] / max(float(np.median(shoulders)), TINY)) if shoulders.size else 0.0
     steadiness = 0.0
     tone_all = all_frames[:, series].sum(axis=1)
     share_all = tone_all / np.maximum(all_frames.sum(axis=1), TINY)
     began = np.flatnonzero(share_all >= 0.5)
     if began.size:
-        since = tone_all[int(began[0]):]
+        since = tone_all[int(began[0]) :]
         level = float(np.median(since))
         steadiness = float(np.mean(np.abs(10 * np.log10(np.maximum(since, TINY) / max(level, TINY))) <= 6.0))
     return float(per_frame.mean()), persistence, clutter, prominence, k * bin_hz, steadiness
@@ -488,9 +494,10 @@ def _clicks(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds) -
     return sorted(times), events
 
 
-def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds,
-                      s: int, texture: bool = False) -> tuple[list[float], int, bool]:
-    r = y[s:-s] - 0.5 * (y[2 * s:] + y[:-2 * s])  # r[i] belongs to sample i + s
+def _clicks_at_stride(
+    y: np.ndarray, sample_rate: int, ref: float, t: QualityThresholds, s: int, texture: bool = False
+) -> tuple[list[float], int, bool]:
+    r = y[s:-s] - 0.5 * (y[2 * s :] + y[: -2 * s])  # r[i] belongs to sample i + s
     a = np.abs(r)
     block = max(16, round(sample_rate * 0.005))
     loud = np.flatnonzero(a > t.click_min_level * ref)  # few: the robust scale is needed only there
@@ -526,7 +533,7 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         lo, hi = int(g[0]), int(g[-1])
         if hi - lo > 12 + reach:  # a burst, not a click
             continue
-        i = lo + int(np.argmax(a[lo:hi + 1]))
+        i = lo + int(np.argmax(a[lo : hi + 1]))
         peak = float(a[i])
         if peak < texture_level:
             continue
@@ -537,14 +544,14 @@ def _clicks_at_stride(y: np.ndarray, sample_rate: int, ref: float, t: QualityThr
         # a struck thing rings on after its attack (a pop, a knock, a drop); a click leaves the
         # sound as it was
         ring = max(4, round(sample_rate * 0.002))
-        body = _rms(y[i + reach + 1:i + reach + 1 + ring])
-        prior = _rms(y[max(0, i - reach - ring):max(0, i - reach)])
+        body = _rms(y[i + reach + 1 : i + reach + 1 + ring])
+        prior = _rms(y[max(0, i - reach - ring) : max(0, i - reach)])
         if body > t.click_body_ratio * prior + 0.05 * peak:
             continue
         # something off the waveform leaves exactly -A/2 at +-s
         single = 0.35 <= opposite[-s] <= 0.65 and 0.35 <= opposite[s] <= 0.65
-        before = a[max(0, lo - context):max(0, lo - reach)]
-        after = a[hi + reach + 1:hi + context]
+        before = a[max(0, lo - context) : max(0, lo - reach)]
+        after = a[hi + reach + 1 : hi + context]
         around = max(float(before.max()) if before.size else 0.0, float(after.max()) if after.size else 0.0)
         if peak >= (t.click_isolation_spike if single else t.click_isolation) * around:
             times.append((i + s) / sample_rate)
@@ -556,12 +563,13 @@ def _edge_db(y: np.ndarray, at: int, direction: int, sample_rate: int, ref: floa
     before it (``direction`` -1) or just after it (+1). Sound that decays or fades into digital
     silence reaches it from almost nothing (< -60 dB); a cut or a dropout meets it mid-waveform."""
     e = max(2, round(sample_rate * 0.00025))
-    edge = y[max(0, at - e):at] if direction < 0 else y[at:at + e]
+    edge = y[max(0, at - e) : at] if direction < 0 else y[at : at + e]
     return _db(float(np.max(np.abs(edge))) / ref) if ref > 0 and edge.size else -math.inf
 
 
-def compute_features(samples: np.ndarray, sample_rate: int,
-                     thresholds: QualityThresholds | None = None) -> AudioFeatures:
+def compute_features(
+    samples: np.ndarray, sample_rate: int, thresholds: QualityThresholds | None = None
+) -> AudioFeatures:
     """Measure everything the checks need (multichannel audio is mixed to mono first)."""
     sample_rate = check_sample_rate(sample_rate)
     t = thresholds or QualityThresholds()
@@ -574,8 +582,9 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     duration = n / sample_rate
 
     # clipping: per channel, on the raw samples
-    clip_count, clip_runs, clip_longest, clip_pile = max((_extremes(ch, t.clip_run) for ch in x),
-                                                         key=lambda r: (r[1], r[0]))
+    clip_count, clip_runs, clip_longest, clip_pile = max(
+        (_extremes(ch, t.clip_run) for ch in x), key=lambda r: (r[1], r[0])
+    )
     clip_ratio = clip_count / n
 
     raw = x.mean(axis=0, dtype=np.float32)
@@ -616,7 +625,7 @@ def compute_features(samples: np.ndarray, sample_rate: int,
         tail_ratio = (env.size - 1 - last) * block / n
         if tail_ratio > 0:
             lo = max(0, (last - 1) * block)
-            window = raw[lo:(last + 1) * block]
+            window = raw[lo : (last + 1) * block]
             loud_samples = np.flatnonzero(np.abs(window) > silent_level)
             cut = lo + (int(loud_samples[-1]) + 1 if loud_samples.size else window.size)
             tail_cut_db = _edge_db(raw, cut, -1, sample_rate, ref)
@@ -659,19 +668,44 @@ def compute_features(samples: np.ndarray, sample_rate: int,
     hf_tilt = float(hf_spec[half:].mean() / max(float(hf_spec[:half].mean()), TINY)) if half else 0.0
 
     tone_ratio, tone_persistence, tone_clutter, tone_prominence_db, tone_hz, tone_steadiness = _stuck_tone(
-        p_active, weighted, tonal, bin_hz, lf_weight, power)
+        p_active, weighted, tonal, bin_hz, lf_weight, power
+    )
 
     clicks, click_events = _clicks(y, sample_rate, ref, t) if ref > 0 else ([], 0)
 
     return AudioFeatures(
-        sample_rate=sample_rate, duration=duration, peak=peak, loud_db=loud_db, ref_db=ref_db, dc=dc,
-        dc_ratio=dc_ratio, clip_ratio=clip_ratio, clip_runs=clip_runs, clip_count=clip_count,
-        clip_longest=clip_longest, clip_pile=clip_pile, rms_db=_db(ac_rms), sound_seconds=sound_seconds, dynamics_db=dynamics_db,
-        tonality=tonality, tone_steadiness=tone_steadiness,
+        sample_rate=sample_rate,
+        duration=duration,
+        peak=peak,
+        loud_db=loud_db,
+        ref_db=ref_db,
+        dc=dc,
+        dc_ratio=dc_ratio,
+        clip_ratio=clip_ratio,
+        clip_runs=clip_runs,
+        clip_count=clip_count,
+        clip_longest=clip_longest,
+        clip_pile=clip_pile,
+        rms_db=_db(ac_rms),
+        sound_seconds=sound_seconds,
+        dynamics_db=dynamics_db,
+        tonality=tonality,
+        tone_steadiness=tone_steadiness,
         noisiness=noise_share - 0.5 * tonality,
-        hiss_ratio=hiss_ratio, hiss_cutoff_hz=cutoff, hf_tilt=hf_tilt, noise_share=noise_share, dropouts=tuple(dropouts), tail_ratio=tail_ratio,
-        tail_cut_db=tail_cut_db, tone_ratio=tone_ratio, tone_persistence=tone_persistence,
-        tone_hz=tone_hz, tone_clutter=tone_clutter, tone_prominence_db=tone_prominence_db, clicks=tuple(clicks), click_events=click_events,
+        hiss_ratio=hiss_ratio,
+        hiss_cutoff_hz=cutoff,
+        hf_tilt=hf_tilt,
+        noise_share=noise_share,
+        dropouts=tuple(dropouts),
+        tail_ratio=tail_ratio,
+        tail_cut_db=tail_cut_db,
+        tone_ratio=tone_ratio,
+        tone_persistence=tone_persistence,
+        tone_hz=tone_hz,
+        tone_clutter=tone_clutter,
+        tone_prominence_db=tone_prominence_db,
+        clicks=tuple(clicks),
+        click_events=click_events,
     )
 
 
@@ -694,18 +728,24 @@ def _issue(code: str, value: float, threshold: float, excess: float, message: st
     threshold, 1 = far past)."""
     excess = min(max(float(excess), 0.0), 1.0)
     severity = "severe" if excess >= 0.5 else "moderate"
-    return CheckResult(QualityIssue(code, severity, float(value), float(threshold), message,
-                                    confidence=0.5 + 0.5 * excess, fails=True),
-                       0.55 + 0.35 * excess)
+    return CheckResult(
+        QualityIssue(
+            code, severity, float(value), float(threshold), message, confidence=0.5 + 0.5 * excess, fails=True
+        ),
+        0.55 + 0.35 * excess,
+    )
 
 
 def _minor(code: str, value: float, threshold: float, closeness: float, message: str) -> CheckResult:
     """A finding short of a defect (``closeness`` 0-1 of the way to the threshold): reported,
     does not fail the clip, costs at most 10 points."""
     closeness = min(max(float(closeness), 0.0), 1.0)
-    return CheckResult(QualityIssue(code, "minor", float(value), float(threshold), message,
-                                    confidence=0.1 + 0.3 * closeness, fails=False),
-                       0.02 + 0.08 * closeness)
+    return CheckResult(
+        QualityIssue(
+            code, "minor", float(value), float(threshold), message, confidence=0.1 + 0.3 * closeness, fails=False
+        ),
+        0.02 + 0.08 * closeness,
+    )
 
 
 def _sounds(f: AudioFeatures, t: QualityThresholds) -> bool:
@@ -722,18 +762,31 @@ def check_silence(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     if f.loud_db == -math.inf or f.peak <= ZERO_LEVEL:
         return _issue("silence", -120.0, t.silence_db, 1.0, "the audio is digital silence")
     if f.loud_db < t.silence_db:
-        return _issue("silence", f.loud_db, t.silence_db, (t.silence_db - f.loud_db) / 20.0,
-                      f"the loudest moment is {f.loud_db:.1f} dBFS, under {t.silence_db:g} dBFS: "
-                      f"the audio is nearly silent")
+        return _issue(
+            "silence",
+            f.loud_db,
+            t.silence_db,
+            (t.silence_db - f.loud_db) / 20.0,
+            f"the loudest moment is {f.loud_db:.1f} dBFS, under {t.silence_db:g} dBFS: the audio is nearly silent",
+        )
     if _near_silent(f, t):
-        return _issue("silence", f.rms_db, t.near_silence_rms_db, (t.near_silence_rms_db - f.rms_db) / 20.0,
-                      f"the audio's level is {f.rms_db:.1f} dBFS RMS (limit {t.near_silence_rms_db:g}) and its "
-                      f"loudest moment {f.loud_db:.1f} dBFS: too quiet to be heard")
+        return _issue(
+            "silence",
+            f.rms_db,
+            t.near_silence_rms_db,
+            (t.near_silence_rms_db - f.rms_db) / 20.0,
+            f"the audio's level is {f.rms_db:.1f} dBFS RMS (limit {t.near_silence_rms_db:g}) and its "
+            f"loudest moment {f.loud_db:.1f} dBFS: too quiet to be heard",
+        )
     if f.sound_seconds < t.min_sound_seconds:
-        return _issue("silence", f.sound_seconds, t.min_sound_seconds,
-                      1.0 - f.sound_seconds / max(t.min_sound_seconds, 1e-9),
-                      f"only {f.sound_seconds * 1000:.0f} ms of the {f.duration:.1f} s sound at all "
-                      f"(limit {t.min_sound_seconds * 1000:.0f} ms): silence with a blip")
+        return _issue(
+            "silence",
+            f.sound_seconds,
+            t.min_sound_seconds,
+            1.0 - f.sound_seconds / max(t.min_sound_seconds, 1e-9),
+            f"only {f.sound_seconds * 1000:.0f} ms of the {f.duration:.1f} s sound at all "
+            f"(limit {t.min_sound_seconds * 1000:.0f} ms): silence with a blip",
+        )
     return PASS
 
 
@@ -745,20 +798,30 @@ def check_clipping(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     shared = f.clip_ratio >= t.clip_ratio and f.clip_pile >= 1.0
     flat = f.clip_runs >= t.clip_min_runs
     piled = f.clip_count >= t.clip_min_count and f.clip_pile >= t.clip_pile
-    detail = (f"{f.clip_count} samples ({f.clip_ratio:.2%}, {f.clip_pile:.1f}x those just under it) sit exactly "
-              f"at the waveform's ceiling or floor, {f.clip_runs} flat runs of {t.clip_run}+ samples "
-              f"(longest {f.clip_longest})")
+    detail = (
+        f"{f.clip_count} samples ({f.clip_ratio:.2%}, {f.clip_pile:.1f}x those just under it) sit exactly "
+        f"at the waveform's ceiling or floor, {f.clip_runs} flat runs of {t.clip_run}+ samples "
+        f"(longest {f.clip_longest})"
+    )
     if not shared and not flat and not piled:
         if f.clip_count >= 12 and f.clip_pile >= 0.2 and f.peak > 0.5:
-            return _minor("clipping", f.clip_ratio, t.clip_ratio, f.clip_ratio / t.clip_ratio,
-                          f"{detail}: peaks touch a ceiling (a limiter's), not clipping")
+            return _minor(
+                "clipping",
+                f.clip_ratio,
+                t.clip_ratio,
+                f.clip_ratio / t.clip_ratio,
+                f"{detail}: peaks touch a ceiling (a limiter's), not clipping",
+            )
         return PASS
-    excess = max(math.log10(max(f.clip_ratio, 1e-9) / t.clip_ratio) / 1.5,
-                 math.log10(max(f.clip_runs, 1) / max(t.clip_min_runs, 1)) / 1.5 if flat else 0.0,
-                 math.log10(max(f.clip_pile, 1e-9) / t.clip_pile) if piled else 0.0)
+    excess = max(
+        math.log10(max(f.clip_ratio, 1e-9) / t.clip_ratio) / 1.5,
+        math.log10(max(f.clip_runs, 1) / max(t.clip_min_runs, 1)) / 1.5 if flat else 0.0,
+        math.log10(max(f.clip_pile, 1e-9) / t.clip_pile) if piled else 0.0,
+    )
     value, limit = (f.clip_ratio, t.clip_ratio) if shared else (float(f.clip_runs), float(t.clip_min_runs))
-    return _issue("clipping", value, limit, excess,
-                  f"{detail} (limits {t.clip_ratio:.2%}, {t.clip_min_runs} runs): hard clipping")
+    return _issue(
+        "clipping", value, limit, excess, f"{detail} (limits {t.clip_ratio:.2%}, {t.clip_min_runs} runs): hard clipping"
+    )
 
 
 def check_noise_like(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
@@ -767,10 +830,14 @@ def check_noise_like(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
         return PASS
     if f.dynamics_db >= t.noise_max_dynamics_db:  # drums and hits: noisy, not steady noise
         return PASS
-    return _issue("noise_like", f.noisiness, t.max_noisiness,
-                  (f.noisiness - t.max_noisiness) / max(1e-6, 1 - t.max_noisiness) * 2,
-                  f"{f.noise_share:.0%} of the energy is steady broadband noise and only {f.tonality:.0%} is "
-                  f"tonal (noisiness {f.noisiness:.2f}, limit {t.max_noisiness:g}): the audio is noise")
+    return _issue(
+        "noise_like",
+        f.noisiness,
+        t.max_noisiness,
+        (f.noisiness - t.max_noisiness) / max(1e-6, 1 - t.max_noisiness) * 2,
+        f"{f.noise_share:.0%} of the energy is steady broadband noise and only {f.tonality:.0%} is "
+        f"tonal (noisiness {f.noisiness:.2f}, limit {t.max_noisiness:g}): the audio is noise",
+    )
 
 
 def check_hf_noise(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
@@ -782,20 +849,35 @@ def check_hf_noise(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     limit = min(limit, t.hiss_ratio)
     if f.hiss_ratio <= limit:
         return PASS
-    return _issue("hf_noise", f.hiss_ratio, limit, (f.hiss_ratio - limit) / max(1e-6, 1 - limit),
-                  f"{f.hiss_ratio:.0%} of the energy is above {f.hiss_cutoff_hz / 1000:g} kHz throughout "
-                  f"(limit {limit:.0%}): dominant high-frequency hiss")
+    return _issue(
+        "hf_noise",
+        f.hiss_ratio,
+        limit,
+        (f.hiss_ratio - limit) / max(1e-6, 1 - limit),
+        f"{f.hiss_ratio:.0%} of the energy is above {f.hiss_cutoff_hz / 1000:g} kHz throughout "
+        f"(limit {limit:.0%}): dominant high-frequency hiss",
+    )
 
 
 def check_dc_offset(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     """The waveform sits off centre."""
     if abs(f.dc) < t.dc_min or f.dc_ratio < t.dc_ratio:
         if abs(f.dc) >= t.dc_min and f.dc_ratio >= 0.5 * t.dc_ratio:
-            return _minor("dc_offset", f.dc_ratio, t.dc_ratio, f.dc_ratio / t.dc_ratio,
-                          f"DC offset of {f.dc:+.3f} ({f.dc_ratio:.2f}x the signal's RMS; limit {t.dc_ratio:g}x)")
+            return _minor(
+                "dc_offset",
+                f.dc_ratio,
+                t.dc_ratio,
+                f.dc_ratio / t.dc_ratio,
+                f"DC offset of {f.dc:+.3f} ({f.dc_ratio:.2f}x the signal's RMS; limit {t.dc_ratio:g}x)",
+            )
         return PASS
-    return _issue("dc_offset", f.dc_ratio, t.dc_ratio, math.log10(f.dc_ratio / t.dc_ratio),
-                  f"DC offset of {f.dc:+.3f} ({f.dc_ratio:.1f}x the signal's RMS; limit {t.dc_ratio:g}x)")
+    return _issue(
+        "dc_offset",
+        f.dc_ratio,
+        t.dc_ratio,
+        math.log10(f.dc_ratio / t.dc_ratio),
+        f"DC offset of {f.dc:+.3f} ({f.dc_ratio:.1f}x the signal's RMS; limit {t.dc_ratio:g}x)",
+    )
 
 
 def check_dropouts(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
@@ -804,9 +886,13 @@ def check_dropouts(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
         return PASS
     longest = max(length for _, length in f.dropouts)
     where = ", ".join(f"{start:.2f} s" for start, _ in f.dropouts[:5])
-    return _issue("dropout", longest * 1000, t.dropout_ms, 0.4 + 0.2 * len(f.dropouts),
-                  f"{len(f.dropouts)} gap(s) of digital silence inside the sound (at {where}; "
-                  f"longest {longest * 1000:.0f} ms)")
+    return _issue(
+        "dropout",
+        longest * 1000,
+        t.dropout_ms,
+        0.4 + 0.2 * len(f.dropouts),
+        f"{len(f.dropouts)} gap(s) of digital silence inside the sound (at {where}; longest {longest * 1000:.0f} ms)",
+    )
 
 
 def check_early_stop(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
@@ -818,20 +904,34 @@ def check_early_stop(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     if f.tail_ratio <= limit or f.tail_ratio * f.duration < t.tail_min_seconds:
         return PASS
     how = "cut off abruptly" if abrupt else "fades out"
-    return _issue("early_stop", f.tail_ratio, limit, (f.tail_ratio - limit) / max(1e-6, 1 - limit) * 2,
-                  f"the sound {how} and the last {f.tail_ratio:.0%} of the clip is silent "
-                  f"(limit {limit:.0%})")
+    return _issue(
+        "early_stop",
+        f.tail_ratio,
+        limit,
+        (f.tail_ratio - limit) / max(1e-6, 1 - limit) * 2,
+        f"the sound {how} and the last {f.tail_ratio:.0%} of the clip is silent (limit {limit:.0%})",
+    )
 
 
 def check_stuck_tone(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     """One steady sinusoid throughout."""
-    if (not _sounds(f, t) or f.tone_ratio < t.tone_ratio or f.tone_persistence < t.tone_persistence
-            or f.tone_prominence_db < t.tone_prominence_db or f.tone_clutter > t.tone_clutter
-            or f.tone_steadiness < t.tone_steadiness):
+    if (
+        not _sounds(f, t)
+        or f.tone_ratio < t.tone_ratio
+        or f.tone_persistence < t.tone_persistence
+        or f.tone_prominence_db < t.tone_prominence_db
+        or f.tone_clutter > t.tone_clutter
+        or f.tone_steadiness < t.tone_steadiness
+    ):
         return PASS
-    return _issue("stuck_tone", f.tone_ratio, t.tone_ratio, (f.tone_ratio - t.tone_ratio) / max(1e-6, 1 - t.tone_ratio) * 2,
-                  f"a steady {f.tone_hz:.0f} Hz tone holds {f.tone_ratio:.0%} of the energy "
-                  f"(limit {t.tone_ratio:.0%}): the sound is stuck on one tone")
+    return _issue(
+        "stuck_tone",
+        f.tone_ratio,
+        t.tone_ratio,
+        (f.tone_ratio - t.tone_ratio) / max(1e-6, 1 - t.tone_ratio) * 2,
+        f"a steady {f.tone_hz:.0f} Hz tone holds {f.tone_ratio:.0%} of the energy "
+        f"(limit {t.tone_ratio:.0%}): the sound is stuck on one tone",
+    )
 
 
 def check_clicks(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
@@ -839,9 +939,13 @@ def check_clicks(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
     if not _sounds(f, t) or not f.clicks:
         return PASS
     where = ", ".join(f"{s:.3f} s" for s in f.clicks[:5])
-    return _issue("clicks", float(len(f.clicks)), 1.0, 0.3 + 0.1 * len(f.clicks),
-                  f"{len(f.clicks)} click(s) or single-sample spike(s) (at {where}"
-                  f"{', ...' if len(f.clicks) > 5 else ''})")
+    return _issue(
+        "clicks",
+        float(len(f.clicks)),
+        1.0,
+        0.3 + 0.1 * len(f.clicks),
+        f"{len(f.clicks)} click(s) or single-sample spike(s) (at {where}{', ...' if len(f.clicks) > 5 else ''})",
+    )
 
 
 CHECKS: tuple[Callable[[AudioFeatures, QualityThresholds], CheckResult], ...] = (
@@ -862,12 +966,57 @@ CHECKS: tuple[Callable[[AudioFeatures, QualityThresholds], CheckResult], ...] = 
 # What a prompt may ask for that would otherwise be a defect: each check waived by any of its
 # words (matched at word starts, so "beep" waives for "beeps" and "beeping" too).
 WAIVERS: dict[str, tuple[str, ...]] = {
-    "stuck_tone": ("beep", "alarm", "sine", "tone", "drone", "hum", "siren", "buzz", "whistle", "dial tone",
-                   "test tone", "tuning fork", "ring"),
-    "noise_like": ("white noise", "pink noise", "brown noise", "noise", "static", "rain", "steam", "wind", "hiss",
-                   "waterfall", "shower", "surf", "waves", "radio static", "vacuum", "air conditioner", "fan"),
-    "hf_noise": ("white noise", "noise", "static", "rain", "steam", "wind", "hiss", "spray", "sizzl", "shower",
-                 "waterfall", "cymbal", "shaker", "sand", "air"),
+    "stuck_tone": (
+        "beep",
+        "alarm",
+        "sine",
+        "tone",
+        "drone",
+        "hum",
+        "siren",
+        "buzz",
+        "whistle",
+        "dial tone",
+        "test tone",
+        "tuning fork",
+        "ring",
+    ),
+    "noise_like": (
+        "white noise",
+        "pink noise",
+        "brown noise",
+        "noise",
+        "static",
+        "rain",
+        "steam",
+        "wind",
+        "hiss",
+        "waterfall",
+        "shower",
+        "surf",
+        "waves",
+        "radio static",
+        "vacuum",
+        "air conditioner",
+        "fan",
+    ),
+    "hf_noise": (
+        "white noise",
+        "noise",
+        "static",
+        "rain",
+        "steam",
+        "wind",
+        "hiss",
+        "spray",
+        "sizzl",
+        "shower",
+        "waterfall",
+        "cymbal",
+        "shaker",
+        "sand",
+        "air",
+    ),
     "silence": ("silence", "silent", "room tone", "quiet", "nothing"),
 }
 
@@ -927,7 +1076,9 @@ def analyze(
 
 
 def analyze_file(
-    path: str | Path, kind: str = "music", thresholds: QualityThresholds | None = None,
+    path: str | Path,
+    kind: str = "music",
+    thresholds: QualityThresholds | None = None,
     prompt: str | None = None,
 ) -> QualityReport:
     """Decode an audio file and :func:`analyze` it."""

@@ -46,8 +46,10 @@ def add_key(session: Session, account: Account, name: str) -> NewKey:
 def account_for_key(session: Session, secret: str) -> Account | None:
     """The account a live key belongs to (and note the key's use), or None."""
     row = session.exec(
-        update(ApiKey).where(col(ApiKey.key_hash) == hash_key(secret), col(ApiKey.revoked_at).is_(None))
-        .values(last_used_at=utcnow()).returning(col(ApiKey.account_id))
+        update(ApiKey)
+        .where(col(ApiKey.key_hash) == hash_key(secret), col(ApiKey.revoked_at).is_(None))
+        .values(last_used_at=utcnow())
+        .returning(col(ApiKey.account_id))
     ).first()
     if row is None:
         return None
@@ -65,10 +67,13 @@ def anonymous_account(session: Session) -> Account:
 
 
 def list_keys(session: Session) -> list[tuple[ApiKey, Account]]:
-    return list(session.exec(
-        select(ApiKey, Account).join(Account, col(Account.id) == col(ApiKey.account_id))
-        .order_by(col(ApiKey.created_at))
-    ).all())
+    return list(
+        session.exec(
+            select(ApiKey, Account)
+            .join(Account, col(Account.id) == col(ApiKey.account_id))
+            .order_by(col(ApiKey.created_at))
+        ).all()
+    )
 
 
 def revoke_key(session: Session, key_ref: str) -> ApiKey | None:

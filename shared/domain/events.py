@@ -43,9 +43,12 @@ CHANNEL_PREFIX = "soundbox:events:notify:"  # pub/sub: "something was appended"
 STREAM_MAXLEN = 1000
 # The event a job's entering each status is told with.
 STATUS_EVENTS: dict[JobStatus, EventType] = {
-    JobStatus.queued: EventType.queued, JobStatus.running: EventType.started,
-    JobStatus.succeeded: EventType.succeeded, JobStatus.failed: EventType.failed,
-    JobStatus.canceled: EventType.canceled}
+    JobStatus.queued: EventType.queued,
+    JobStatus.running: EventType.started,
+    JobStatus.succeeded: EventType.succeeded,
+    JobStatus.failed: EventType.failed,
+    JobStatus.canceled: EventType.canceled,
+}
 PROGRESS_INTERVAL = 1.0  # seconds between job.progress events of one job, at least
 
 
@@ -68,14 +71,19 @@ class Event:
         return self.envelope["type"]
 
 
-def envelope(job: Job, event_type: EventType, sound: Sound | None = None, *, base_url: str = "",
-             when: datetime | None = None) -> dict[str, Any]:
-    return {"type": EventType(event_type).value, "timestamp": (when or utcnow()).isoformat(),
-            "data": job_out(job, sound, base_url=base_url).model_dump(mode="json")}
+def envelope(
+    job: Job, event_type: EventType, sound: Sound | None = None, *, base_url: str = "", when: datetime | None = None
+) -> dict[str, Any]:
+    return {
+        "type": EventType(event_type).value,
+        "timestamp": (when or utcnow()).isoformat(),
+        "data": job_out(job, sound, base_url=base_url).model_dump(mode="json"),
+    }
 
 
-def record(session, job: Job, event_type: EventType, *, sound: Sound | None = None,
-           extra: dict[str, Any] | None = None) -> Event:
+def record(
+    session, job: Job, event_type: EventType, *, sound: Sound | None = None, extra: dict[str, Any] | None = None
+) -> Event:
     """Build the event from ``job`` (already changed in this session) and add the webhook delivery
     it owes to the session. Call ``publish`` with the result after the commit."""
     settings = get_settings()
@@ -86,9 +94,16 @@ def record(session, job: Job, event_type: EventType, *, sound: Sound | None = No
     body = envelope(job, event_type, sound, base_url=settings.public_url, when=now)
     event = Event(str(job.id), {**body, **(extra or {})})
     if job.webhook_url and event_type in (job.webhook_events or []):
-        delivery = WebhookDelivery(job_id=job.id, account_id=job.account_id, event_type=event_type.value,
-                                   url=job.webhook_url, webhook_id=f"msg_{uuid.uuid4().hex}", payload=body,
-                                   next_attempt_at=now, dispatched_at=now)
+        delivery = WebhookDelivery(
+            job_id=job.id,
+            account_id=job.account_id,
+            event_type=event_type.value,
+            url=job.webhook_url,
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            payload=body,
+            next_attempt_at=now,
+            dispatched_at=now,
+        )
         session.add(delivery)
         event.deliveries.append(str(delivery.id))
     return event
@@ -108,8 +123,9 @@ def publish(*events: Event | None) -> None:
         try:
             pipe = _redis(settings.redis_url).pipeline(transaction=True)
             key = stream_key(event.job_id)
-            pipe.xadd(key, {"type": event.type, "event": json.dumps(event.envelope)},
-                      maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(
+                key, {"type": event.type, "event": json.dumps(event.envelope)}, maxlen=STREAM_MAXLEN, approximate=True
+            )
             pipe.expire(key, settings.events_ttl_seconds)
             pipe.publish(channel(event.job_id), event.type)
             pipe.execute()

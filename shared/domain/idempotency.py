@@ -28,30 +28,46 @@ def request_hash(body: BaseModel) -> str:
 
 
 def lookup(session: Session, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-    return session.exec(select(IdempotencyKey).where(
-        col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key,
-        col(IdempotencyKey.expires_at) > utcnow())).first()
+    return session.exec(
+        select(IdempotencyKey).where(
+            col(IdempotencyKey.account_id) == account_id,
+            col(IdempotencyKey.key) == key,
+            col(IdempotencyKey.expires_at) > utcnow(),
+        )
+    ).first()
 
 
-def remember(session: Session, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID,
-             ttl_seconds: int) -> bool:
+def remember(
+    session: Session, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
+) -> bool:
     """Tie the key to the job (in the caller's transaction). False when the key is already live:
     the caller then rolls back and replays."""
     now = utcnow()
-    stmt = insert(IdempotencyKey).values(account_id=account_id, key=key, request_hash=digest, job_id=job_id,
-                                         created_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+    stmt = insert(IdempotencyKey).values(
+        account_id=account_id,
+        key=key,
+        request_hash=digest,
+        job_id=job_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+    )
     upsert = stmt.on_conflict_do_update(
         index_elements=["account_id", "key"],
-        set_={"request_hash": stmt.excluded.request_hash, "job_id": stmt.excluded.job_id,
-              "created_at": stmt.excluded.created_at, "expires_at": stmt.excluded.expires_at},
+        set_={
+            "request_hash": stmt.excluded.request_hash,
+            "job_id": stmt.excluded.job_id,
+            "created_at": stmt.excluded.created_at,
+            "expires_at": stmt.excluded.expires_at,
+        },
         where=col(IdempotencyKey.expires_at) <= now,  # an expired key is free again
     ).returning(col(IdempotencyKey.key))
     return session.exec(upsert).first() is not None
 
 
 def forget(session: Session, account_id: uuid.UUID, key: str) -> None:
-    session.exec(delete(IdempotencyKey).where(col(IdempotencyKey.account_id) == account_id,
-                                              col(IdempotencyKey.key) == key))
+    session.exec(
+        delete(IdempotencyKey).where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
+    )
 
 
 def replay(session: Session, row: IdempotencyKey | None, digest: str, key: str) -> Job:
@@ -59,8 +75,9 @@ def replay(session: Session, row: IdempotencyKey | None, digest: str, key: str) 
     if row is None:  # the racing request's key expired in between: extremely unlikely, say so
         raise IdempotencyConflict(f"{NAME} '{key}' is in use by a concurrent request; retry")
     if row.request_hash != digest:
-        raise IdempotencyConflict(f"{NAME} '{key}' was already used with a different request body; "
-                                  "use a new key for a new request")
+        raise IdempotencyConflict(
+            f"{NAME} '{key}' was already used with a different request body; use a new key for a new request"
+        )
     job = session.get(Job, row.job_id)
     assert job is not None  # the key's row goes with its job (ON DELETE CASCADE)
     return job

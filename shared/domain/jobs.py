@@ -47,14 +47,23 @@ Enqueue = Callable[[str, str, int], Any]  # (job id, queue, priority): sends the
 
 # --- the API's half: submit and cancel ---------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Submission:
     job: Job
     replayed: bool  # True: an earlier request with the same idempotency key made this job
 
 
-def submit(*, session: Session, account: Account, request: GenerationCreate, catalog: dict[str, ModelSpec],
-           settings: Settings, idempotency_key: str | None = None, enqueue: Enqueue = enqueue_job) -> Submission:
+def submit(
+    *,
+    session: Session,
+    account: Account,
+    request: GenerationCreate,
+    catalog: dict[str, ModelSpec],
+    settings: Settings,
+    idempotency_key: str | None = None,
+    enqueue: Enqueue = enqueue_job,
+) -> Submission:
     """Validate, record and enqueue a job for ``account``; or, with an ``idempotency_key`` an earlier
     request of the same body used, return the job that request made (``replayed``).
 
@@ -83,18 +92,28 @@ def submit(*, session: Session, account: Account, request: GenerationCreate, cat
     digest = idempotency.request_hash(request) if key else ""
     if key and (earlier := idempotency.lookup(session, account.id, key)) is not None:
         return Submission(idempotency.replay(session, earlier, digest, key), replayed=True)
-    check_submit_limits(session, account=account, tier_name=tier_name, tier=tier,
-                        max_queued_jobs=settings.max_queued_jobs)
+    check_submit_limits(
+        session, account=account, tier_name=tier_name, tier=tier, max_queued_jobs=settings.max_queued_jobs
+    )
     priority = tier.clamp_priority(request.priority)
-    job = Job(account_id=account.id, model=spec.id, params=params.to_row(), priority=priority,
-              queue_priority=priority, webhook_url=webhook_url, webhook_events=webhook_events,
-              warnings=guidance.warnings, model_choice=guidance.model_choice)
+    job = Job(
+        account_id=account.id,
+        model=spec.id,
+        params=params.to_row(),
+        priority=priority,
+        queue_priority=priority,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
+        warnings=guidance.warnings,
+        model_choice=guidance.model_choice,
+    )
     session.add(job)
     session.flush()
     if key and not idempotency.remember(session, account.id, key, digest, job.id, settings.idempotency_ttl_seconds):
         session.rollback()  # a concurrent request with this key made its job first: answer with that one
-        return Submission(idempotency.replay(session, idempotency.lookup(session, account.id, key), digest, key),
-                          replayed=True)
+        return Submission(
+            idempotency.replay(session, idempotency.lookup(session, account.id, key), digest, key), replayed=True
+        )
     queued = events.record(session, job, EventType.queued)
     session.commit()
     events.publish(queued)  # before the task is sent, so job.queued is always the first event
@@ -124,9 +143,12 @@ def _webhook_target(request: GenerationCreate, settings: Settings) -> tuple[str 
 def _fail_unsent(session: Session, job: Job, key: str | None) -> None:
     """queued → failed for a job whose task the broker refused (unless it changed meanwhile)."""
     failed = session.scalars(
-        update(Job).where(col(Job.id) == job.id, col(Job.status) == QUEUED)
+        update(Job)
+        .where(col(Job.id) == job.id, col(Job.status) == QUEUED)
         .values(status=JobStatus.failed, error="queue unavailable at submit", finished_at=utcnow())
-        .returning(Job).execution_options(populate_existing=True)).first()
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    ).first()
     if key:
         idempotency.forget(session, job.account_id, key)  # a retry with the key must try again
     event = events.record(session, failed, EventType.failed) if failed is not None else None
@@ -139,16 +161,23 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
     A running one: ``cancel_requested`` is set, and its worker stops at the next progress step.
     ``JobFinished`` when the job is already terminal. Ownership is the caller's to check."""
     job = session.scalars(
-        update(Job).where(col(Job.id) == job_id, col(Job.status) == QUEUED)
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status) == QUEUED)
         .values(status=JobStatus.canceled, cancel_requested=True, finished_at=utcnow(), error="canceled by request")
-        .returning(Job).execution_options(populate_existing=True)).first()
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    ).first()
     event = None
     if job is not None:
         event = events.record(session, job, EventType.canceled)
     else:
         job = session.scalars(
-            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING).values(cancel_requested=True)
-            .returning(Job).execution_options(populate_existing=True)).first()
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == RUNNING)
+            .values(cancel_requested=True)
+            .returning(Job)
+            .execution_options(populate_existing=True)
+        ).first()
         if job is None:
             session.rollback()
             current = session.get(Job, job_id)
@@ -160,6 +189,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
 
 # --- the worker's half -------------------------------------------------------------------------
 
+
 def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
     """queued → running under a lease for ``worker`` (or running under an expired lease: its worker
     died). None when the job is in any other state, or another delivery holds a live lease."""
@@ -169,8 +199,13 @@ def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
             update(Job)
             .where(col(Job.id) == job_id)
             .where((col(Job.status) == QUEUED) | ((col(Job.status) == RUNNING) & (col(Job.lease_expires_at) < now)))
-            .values(status=RUNNING, worker=worker, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    started_at=func.coalesce(col(Job.started_at), now), deliveries=col(Job.deliveries) + 1)
+            .values(
+                status=RUNNING,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=func.coalesce(col(Job.started_at), now),
+                deliveries=col(Job.deliveries) + 1,
+            )
             .returning(Job)
         ).first()
         event = events.record(s, job, EventType.started) if job is not None else None
@@ -191,8 +226,10 @@ def heartbeat(job_id: uuid.UUID, worker: str, lease_seconds: int, progress: floa
         values["progress"] = func.greatest(col(Job.progress), progress)
     with session_scope() as s:
         row = s.exec(
-            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
-            .values(**values).returning(col(Job.cancel_requested))
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(**values)
+            .returning(col(Job.cancel_requested))
         ).first()
     return None if row is None else bool(row[0])
 
@@ -200,9 +237,12 @@ def heartbeat(job_id: uuid.UUID, worker: str, lease_seconds: int, progress: floa
 def record_attempt(job_id: uuid.UUID, worker: str, attempt: dict[str, Any]) -> None:
     """Append one generation attempt to the job's attempt log (while ``worker`` holds it)."""
     with session_scope() as s:
-        job = s.scalars(update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
-                        .values(attempts=col(Job.attempts) + 1, attempt_log=col(Job.attempt_log).op("||")([attempt]))
-                        .returning(Job)).first()
+        job = s.scalars(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(attempts=col(Job.attempts) + 1, attempt_log=col(Job.attempt_log).op("||")([attempt]))
+            .returning(Job)
+        ).first()
         event = events.record(s, job, EventType.attempt, extra={"attempt": attempt}) if job is not None else None
     events.publish(event)
 
@@ -214,18 +254,27 @@ def succeed(job_id: uuid.UUID, worker: str, sound: Sound, kept_from_end: int | N
     (0: the last); that attempt_log entry gets ``"kept": true``, the others ``false``."""
     with session_scope() as s:
         job = s.scalars(
-            update(Job).where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
-            .values(status=JobStatus.succeeded, progress=1.0, finished_at=utcnow(), result_sound_id=sound.id,
-                    lease_expires_at=None, error=None)
-            .returning(Job)).first()
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == RUNNING, col(Job.worker) == worker)
+            .values(
+                status=JobStatus.succeeded,
+                progress=1.0,
+                finished_at=utcnow(),
+                result_sound_id=sound.id,
+                lease_expires_at=None,
+                error=None,
+            )
+            .returning(Job)
+        ).first()
         if job is None:
             return False
         s.add(sound)
         log_entries = list(job.attempt_log or [])
         if kept_from_end is not None and 0 <= kept_from_end < len(log_entries):
             kept = len(log_entries) - 1 - kept_from_end
-            job.attempt_log = [dict(entry, kept=i == kept) if isinstance(entry, dict) else entry
-                               for i, entry in enumerate(log_entries)]
+            job.attempt_log = [
+                dict(entry, kept=i == kept) if isinstance(entry, dict) else entry for i, entry in enumerate(log_entries)
+            ]
         s.flush()
         event = events.record(s, job, EventType.succeeded, sound=sound)
     events.publish(event)
@@ -239,8 +288,9 @@ def finish(job_id: uuid.UUID, worker: str | None, status: JobStatus, error: str)
         q = update(Job).where(col(Job.id) == job_id, col(Job.status).in_([RUNNING, QUEUED]))
         if worker is not None:
             q = q.where(col(Job.worker) == worker)
-        job = s.scalars(q.values(status=status, error=error[:2000], finished_at=utcnow(), lease_expires_at=None)
-                        .returning(Job)).first()
+        job = s.scalars(
+            q.values(status=status, error=error[:2000], finished_at=utcnow(), lease_expires_at=None).returning(Job)
+        ).first()
         event = events.record(s, job, events.STATUS_EVENTS[status]) if job is not None else None
     events.publish(event)
     return job is not None
@@ -250,13 +300,24 @@ def requeue_expired(limit: int = 50) -> list[Job]:
     """running → queued for jobs whose worker stopped renewing its lease (it died); the caller
     sends each again. Rows another sweeper is requeueing are skipped (SKIP LOCKED)."""
     now = utcnow()
-    due = (select(col(Job.id)).where(col(Job.status) == RUNNING, col(Job.lease_expires_at) < now)
-           .order_by(col(Job.lease_expires_at)).limit(limit).with_for_update(skip_locked=True))
+    due = (
+        select(col(Job.id))
+        .where(col(Job.status) == RUNNING, col(Job.lease_expires_at) < now)
+        .order_by(col(Job.lease_expires_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     with session_scope() as s:
-        jobs = list(s.scalars(
-            update(Job).where(col(Job.id).in_(due.scalar_subquery()), col(Job.status) == RUNNING,
-                              col(Job.lease_expires_at) < now)
-            .values(status=QUEUED, worker=None, lease_expires_at=None).returning(Job)).all())
+        jobs = list(
+            s.scalars(
+                update(Job)
+                .where(
+                    col(Job.id).in_(due.scalar_subquery()), col(Job.status) == RUNNING, col(Job.lease_expires_at) < now
+                )
+                .values(status=QUEUED, worker=None, lease_expires_at=None)
+                .returning(Job)
+            ).all()
+        )
         requeued = [events.record(s, job, EventType.queued) for job in jobs]
     events.publish(*requeued)
     return jobs
@@ -271,10 +332,12 @@ def promote_aged(aging_seconds: float, limit: int = 500) -> list[tuple[uuid.UUID
     effective = cast(func.least(9, col(Job.priority) + func.floor(waited / aging_seconds)), Integer)
     with session_scope() as s:
         due = select(col(Job.id)).where(col(Job.status) == QUEUED, effective > col(Job.queue_priority)).limit(limit)
-        rows = s.exec(update(Job).where(col(Job.id).in_(due), col(Job.status) == QUEUED,
-                                        effective > col(Job.queue_priority))
-                      .values(queue_priority=effective)
-                      .returning(col(Job.id), col(Job.model), col(Job.queue_priority))).all()
+        rows = s.exec(
+            update(Job)
+            .where(col(Job.id).in_(due), col(Job.status) == QUEUED, effective > col(Job.queue_priority))
+            .values(queue_priority=effective)
+            .returning(col(Job.id), col(Job.model), col(Job.queue_priority))
+        ).all()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -282,23 +345,38 @@ def next_for_model(model: str, other_models: list[str]) -> uuid.UUID | None:
     """Model affinity: the best waiting job of ``model``, unless a job of another model this worker
     serves waits at a strictly higher priority."""
     with session_scope() as s:
-        best = s.exec(select(col(Job.id), col(Job.queue_priority))
-                      .where(col(Job.status) == QUEUED, col(Job.model) == model)
-                      .order_by(col(Job.queue_priority).desc(), col(Job.created_at)).limit(1)).first()
+        best = s.exec(
+            select(col(Job.id), col(Job.queue_priority))
+            .where(col(Job.status) == QUEUED, col(Job.model) == model)
+            .order_by(col(Job.queue_priority).desc(), col(Job.created_at))
+            .limit(1)
+        ).first()
         if best is None:
             return None
-        if other_models and s.exec(select(col(Job.id)).where(
-                col(Job.status) == QUEUED, col(Job.model).in_(other_models),
-                col(Job.queue_priority) > best[1]).limit(1)).first():
+        if (
+            other_models
+            and s.exec(
+                select(col(Job.id))
+                .where(col(Job.status) == QUEUED, col(Job.model).in_(other_models), col(Job.queue_priority) > best[1])
+                .limit(1)
+            ).first()
+        ):
             return None
         return best[0]
 
 
 # --- reads ---------------------------------------------------------------------------------------
 
-def page(session: Session, *, account_id: uuid.UUID | None, status: JobStatus | None = None,
-         model: ModelId | None = None, before: tuple[datetime, uuid.UUID] | None = None,
-         limit: int = 20) -> tuple[list[Job], dict[uuid.UUID, Sound], bool]:
+
+def page(
+    session: Session,
+    *,
+    account_id: uuid.UUID | None,
+    status: JobStatus | None = None,
+    model: ModelId | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 20,
+) -> tuple[list[Job], dict[uuid.UUID, Sound], bool]:
     """Jobs newest first (``account_id`` None: everyone's), older than the ``before`` cursor
     (created_at, id). Returns (jobs, their result sounds by id, whether more follow)."""
     q = select(Job)
@@ -320,13 +398,20 @@ def page(session: Session, *, account_id: uuid.UUID | None, status: JobStatus | 
 
 def queue_depth(session: Session) -> list[tuple[str, int, int]]:
     """Waiting jobs per (model, priority): (model, priority, count), highest priority first per model."""
-    rows = session.exec(select(col(Job.model), col(Job.priority), func.count()).where(col(Job.status) == QUEUED)
-                        .group_by(col(Job.model), col(Job.priority)).order_by(col(Job.model), col(Job.priority).desc()))
+    rows = session.exec(
+        select(col(Job.model), col(Job.priority), func.count())
+        .where(col(Job.status) == QUEUED)
+        .group_by(col(Job.model), col(Job.priority))
+        .order_by(col(Job.model), col(Job.priority).desc())
+    )
     return [(m, p, n) for m, p, n in rows]
 
 
 def active_by_model(session: Session) -> list[tuple[str, JobStatus, int, datetime]]:
     """Queued and running jobs per (model, status): (model, status, count, oldest created_at)."""
-    rows = session.exec(select(col(Job.model), col(Job.status), func.count(), func.min(col(Job.created_at)))
-                        .where(col(Job.status).in_([QUEUED, RUNNING])).group_by(col(Job.model), col(Job.status)))
+    rows = session.exec(
+        select(col(Job.model), col(Job.status), func.count(), func.min(col(Job.created_at)))
+        .where(col(Job.status).in_([QUEUED, RUNNING]))
+        .group_by(col(Job.model), col(Job.status))
+    )
     return [(m, st, n, first) for m, st, n, first in rows]

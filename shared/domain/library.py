@@ -106,6 +106,7 @@ def rank_expr(q: str) -> ColumnElement[float]:
 
 # --- cursors ------------------------------------------------------------------------------------
 
+
 def encode_cursor(sort: str, keys: list[Any], sound_id: uuid.UUID) -> str:
     body = {"s": sort, "k": [k.isoformat() if isinstance(k, datetime) else k for k in keys], "id": str(sound_id)}
     return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
@@ -130,6 +131,7 @@ def decode_cursor(cursor: str, sort: str) -> tuple[list[Any], uuid.UUID]:
 
 
 # --- the query ----------------------------------------------------------------------------------
+
 
 def filters(query: SoundQuery) -> list[Any]:
     out: list[Any] = []
@@ -205,9 +207,14 @@ def category_counts(session: Session, scope: Scope) -> list[dict[str, Any]]:
     """Every category of the scope's sounds with how many sounds have it, most common first."""
     elements = func.jsonb_array_elements(col(Sound.categories)).table_valued("value").alias("c")
     name, group = elements.c.value.op("->>")("name"), elements.c.value.op("->>")("group")
-    stmt = (select(name.label("name"), group.label("group"), func.count().label("count"))
-            .select_from(Sound).join(elements, true()).where(scope.where())
-            .group_by(name, group).order_by(func.count().desc(), name))
+    stmt = (
+        select(name.label("name"), group.label("group"), func.count().label("count"))
+        .select_from(Sound)
+        .join(elements, true())
+        .where(scope.where())
+        .group_by(name, group)
+        .order_by(func.count().desc(), name)
+    )
     return [{"name": n, "group": g, "count": c} for n, g, c in session.exec(stmt).all()]
 
 
@@ -216,7 +223,6 @@ def visible(sound: Sound, account_id: uuid.UUID | None, is_admin: bool) -> bool:
     if is_admin or (account_id is not None and sound.account_id == account_id):
         return True
     return sound.visibility in (Visibility.unlisted.value, Visibility.public.value)
-
 
 
 def delete_objects(store: ObjectStore, sound: Sound) -> int:
@@ -229,8 +235,7 @@ def delete_objects(store: ObjectStore, sound: Sound) -> int:
     return count
 
 
-def backfill_categories(session: Session, store: ObjectStore | None, everything: bool = False,
-                        batch: int = 200) -> int:
+def backfill_categories(session: Session, store: ObjectStore | None, everything: bool = False, batch: int = 200) -> int:
     """Categorize sounds made before categories existed (those with none; ``everything``: all of
     them again), from their prompt and, when ``store`` is given and holds it, their audio.
     Commits every ``batch`` sounds; returns how many were categorized."""

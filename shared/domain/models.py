@@ -35,8 +35,14 @@ class JobStatus(StrEnum):  # the one spelling of these names; the jobs.status co
 
 TERMINAL_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 # The column is VARCHAR(16) holding the values; rows load as JobStatus members.
-_STATUS_TYPE = SAEnum(JobStatus, native_enum=False, length=16, create_constraint=False,
-                      values_callable=lambda e: [m.value for m in e], validate_strings=True)
+_STATUS_TYPE = SAEnum(
+    JobStatus,
+    native_enum=False,
+    length=16,
+    create_constraint=False,
+    values_callable=lambda e: [m.value for m in e],
+    validate_strings=True,
+)
 
 
 def _tz(**kw: Any) -> Column:
@@ -102,11 +108,13 @@ class Job(SQLModel, table=True):
     deliveries: int = Field(default=0)
     # Where to tell the client about this job (signed webhooks) and which events it wants.
     webhook_url: str | None = Field(default=None, max_length=2048)
-    webhook_events: list[str] = Field(default_factory=list, sa_column=Column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    webhook_events: list[str] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    )
     # Prompt guidance (shared/domain/prompts.py): what the checks said at submit, and how "auto" chose.
-    warnings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    )
     model_choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
 
@@ -120,10 +128,19 @@ class Sound(SQLModel, table=True):
     __tablename__ = "sounds"
     __table_args__ = (
         Index("ix_sounds_account_created", "account_id", "created_at", "id"),
-        Index("ix_sounds_public_created", "created_at", "id",
-              postgresql_where=text("visibility = 'public' AND deleted_at IS NULL")),
+        Index(
+            "ix_sounds_public_created",
+            "created_at",
+            "id",
+            postgresql_where=text("visibility = 'public' AND deleted_at IS NULL"),
+        ),
         Index("ix_sounds_tags", "tags", postgresql_using="gin"),
-        Index("ix_sounds_categories", "categories", postgresql_using="gin", postgresql_ops={"categories": "jsonb_path_ops"}),
+        Index(
+            "ix_sounds_categories",
+            "categories",
+            postgresql_using="gin",
+            postgresql_ops={"categories": "jsonb_path_ops"},
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -143,21 +160,29 @@ class Sound(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(nullable=False))
     # The library (shared/domain/library.py): the owner's title and tags, who may see it, its categories.
     title: str | None = Field(default=None, max_length=200)
-    tags: list[str] = Field(default_factory=list, sa_column=Column(
-        ARRAY(String(64)), nullable=False, server_default=text("'{}'::varchar[]")))
-    visibility: str = Field(default=Visibility.private.value, max_length=16,
-                            sa_column_kwargs={"server_default": Visibility.private.value})
-    categories: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")))
-    deleted_at: datetime | None = Field(default=None, sa_column=_tz(),
-                                        description="Set when the owner deleted it: the objects are gone, the row "
-                                                    "stays as the job's tombstone.")
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(64)), nullable=False, server_default=text("'{}'::varchar[]")),
+    )
+    visibility: str = Field(
+        default=Visibility.private.value, max_length=16, sa_column_kwargs={"server_default": Visibility.private.value}
+    )
+    categories: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    )
+    deleted_at: datetime | None = Field(
+        default=None,
+        sa_column=_tz(),
+        description="Set when the owner deleted it: the objects are gone, the row stays as the job's tombstone.",
+    )
 
 
 # Full-text search over title (weight A) and prompt (weight B): a generated column PostgreSQL keeps
 # up to date, on the table only (the ORM never writes it), read by shared/domain/library.py.
-SEARCH_VECTOR_SQL = ("setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
-                     "setweight(to_tsvector('english'::regconfig, prompt), 'B')")
+SEARCH_VECTOR_SQL = (
+    "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, prompt), 'B')"
+)
 Sound.__table__.append_column(Column("search_vector", TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True)))  # type: ignore[attr-defined]
 Index("ix_sounds_search", Sound.__table__.c.search_vector, postgresql_using="gin")  # type: ignore[attr-defined]
 

@@ -58,8 +58,9 @@ def params_for(request: GenerationCreate, spec: ModelSpec, tier_name: str, tier:
     controls = sampling.check_request(request, spec)  # sampling controls and fixed clip lengths
     if spec.uses_duration:
         if len(request.prompt) > PROMPT_MAX:
-            raise InvalidField("prompt", f"must be at most {PROMPT_MAX} characters for model '{spec.id}'",
-                               len(request.prompt))
+            raise InvalidField(
+                "prompt", f"must be at most {PROMPT_MAX} characters for model '{spec.id}'", len(request.prompt)
+            )
         if request.voice is not None:
             raise InvalidField("voice", "only the 'voice' model takes a voice", request.voice)
         longest = min(spec.max_duration, tier.max_duration)
@@ -67,8 +68,11 @@ def params_for(request: GenerationCreate, spec: ModelSpec, tier_name: str, tier:
         assert duration is not None
         if not spec.min_duration <= duration <= longest:
             whose = f"model '{spec.id}'" if longest == spec.max_duration else f"the {tier_name} tier"
-            raise InvalidField("duration", f"must be between {spec.min_duration:g} and {longest:g} "
-                                           f"seconds for {whose}", request.duration)
+            raise InvalidField(
+                "duration",
+                f"must be between {spec.min_duration:g} and {longest:g} seconds for {whose}",
+                request.duration,
+            )
         voice = None
     else:
         duration = None
@@ -76,5 +80,6 @@ def params_for(request: GenerationCreate, spec: ModelSpec, tier_name: str, tier:
             raise InvalidField("loopable", "speech cannot be made loopable", request.loopable)
         voice = request.voice or spec.checkpoint
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-    return JobParams(prompt=request.prompt, duration=duration, seed=seed, loopable=request.loopable, voice=voice,
-                     **controls)
+    return JobParams(
+        prompt=request.prompt, duration=duration, seed=seed, loopable=request.loopable, voice=voice, **controls
+    )

@@ -24,7 +24,10 @@ def stranded(present: set[str], grace_seconds: float, limit: int = 500) -> list[
     ``present`` (the broker's task ids). The grace covers a submit between its commit and its send."""
     since = utcnow() - timedelta(seconds=grace_seconds)
     with session_scope() as s:
-        rows = s.exec(select(col(Job.id), col(Job.model), col(Job.queue_priority))
-                      .where(col(Job.status) == JobStatus.queued.value, col(Job.created_at) < since)
-                      .order_by(col(Job.created_at)).limit(limit)).all()
+        rows = s.exec(
+            select(col(Job.id), col(Job.model), col(Job.queue_priority))
+            .where(col(Job.status) == JobStatus.queued.value, col(Job.created_at) < since)
+            .order_by(col(Job.created_at))
+            .limit(limit)
+        ).all()
     return [(r[0], r[1], r[2]) for r in rows if str(r[0]) not in present]

@@ -33,8 +33,13 @@ class Control:
     length: int | None = None  # for "int list": entries required
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.kind, "default": self.default, "minimum": self.minimum,
-                               "maximum": self.maximum, "description": self.description}
+        out: dict[str, Any] = {
+            "type": self.kind,
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "description": self.description,
+        }
         if self.exclusive_minimum:
             out["exclusive_minimum"] = True
         if self.length is not None:
@@ -44,30 +49,70 @@ class Control:
 
 def controls_for(spec: ModelSpec) -> dict[str, Control]:
     """The sampling controls ``spec`` takes, by name (empty for speech)."""
-    top_p = "nucleus sampling: keep the smallest set of tokens whose probability reaches top_p; 0 turns it " \
-            "off (top_p > 0 overrides top_k)"
+    top_p = (
+        "nucleus sampling: keep the smallest set of tokens whose probability reaches top_p; 0 turns it "
+        "off (top_p > 0 overrides top_k)"
+    )
     top_k = f"sample among the k most likely tokens (0: no top-k limit; at most the codebook size {spec.codebook_size})"
     if spec.family in ("musicgen", "audiogen"):
-        return {c.name: c for c in (
-            Control("top_k", "int", 250, 0, spec.codebook_size, top_k),
-            Control("top_p", "float", 0.0, 0.0, 1.0, top_p),
-            Control("temperature", "float", 1.0, 0.0, 5.0, "softmax temperature; 0 takes the most likely token "
-                                                          "(greedy), higher is more varied"),
-            Control("cfg_coef", "float", 3.0, 0.0, 20.0, "classifier-free guidance: how closely to follow the "
-                                                        "prompt (1: no guidance)"),
-        )}
+        return {
+            c.name: c
+            for c in (
+                Control("top_k", "int", 250, 0, spec.codebook_size, top_k),
+                Control("top_p", "float", 0.0, 0.0, 1.0, top_p),
+                Control(
+                    "temperature",
+                    "float",
+                    1.0,
+                    0.0,
+                    5.0,
+                    "softmax temperature; 0 takes the most likely token (greedy), higher is more varied",
+                ),
+                Control(
+                    "cfg_coef",
+                    "float",
+                    3.0,
+                    0.0,
+                    20.0,
+                    "classifier-free guidance: how closely to follow the prompt (1: no guidance)",
+                ),
+            )
+        }
     if spec.family == "magnet":
-        return {c.name: c for c in (
-            Control("top_k", "int", 0, 0, spec.codebook_size, top_k),
-            Control("top_p", "float", 0.9, 0.0, 1.0, top_p),
-            Control("temperature", "float", 3.0, 0.0, 10.0, "initial softmax temperature, annealed over the "
-                                                           "decoding steps", exclusive_minimum=True),
-            Control("cfg_coef", "float", 10.0, 1.0, 20.0, "classifier-free guidance at the first decoding step, "
-                                                         "annealed down to 1 (audiocraft's max_cfg_coef)"),
-            Control("decoding_steps", "int list", [20, 10, 10, 10][:spec.codebooks] + [10] * (spec.codebooks - 4),
-                    1, 200, f"iterative decoding steps for each of the {spec.codebooks} codebooks",
-                    length=spec.codebooks),
-        )}
+        return {
+            c.name: c
+            for c in (
+                Control("top_k", "int", 0, 0, spec.codebook_size, top_k),
+                Control("top_p", "float", 0.9, 0.0, 1.0, top_p),
+                Control(
+                    "temperature",
+                    "float",
+                    3.0,
+                    0.0,
+                    10.0,
+                    "initial softmax temperature, annealed over the decoding steps",
+                    exclusive_minimum=True,
+                ),
+                Control(
+                    "cfg_coef",
+                    "float",
+                    10.0,
+                    1.0,
+                    20.0,
+                    "classifier-free guidance at the first decoding step, "
+                    "annealed down to 1 (audiocraft's max_cfg_coef)",
+                ),
+                Control(
+                    "decoding_steps",
+                    "int list",
+                    [20, 10, 10, 10][: spec.codebooks] + [10] * (spec.codebooks - 4),
+                    1,
+                    200,
+                    f"iterative decoding steps for each of the {spec.codebooks} codebooks",
+                    length=spec.codebooks,
+                ),
+            )
+        }
     return {}
 
 
@@ -113,8 +158,9 @@ def resolve_controls(spec: ModelSpec, given: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidField(name, f"must be a list of {c.length} whole numbers, one per codebook", value)
             for v in value:
                 if isinstance(v, bool) or not isinstance(v, int) or not c.minimum <= v <= c.maximum:
-                    raise InvalidField(name, f"each entry must be a whole number from {c.minimum:g} "
-                                             f"to {c.maximum:g}", value)
+                    raise InvalidField(
+                        name, f"each entry must be a whole number from {c.minimum:g} to {c.maximum:g}", value
+                    )
             out[name] = [int(v) for v in value]
         else:
             number = _check_number(c, value)
@@ -124,8 +170,11 @@ def resolve_controls(spec: ModelSpec, given: dict[str, Any]) -> dict[str, Any]:
     if "top_k" in controls:
         k_given, p_given = "top_k" in given, "top_p" in given
         if k_given and p_given and out["top_k"] > 0 and out["top_p"] > 0:
-            raise InvalidField("top_p", "set top_k or top_p, not both (top_p > 0 overrides top_k; "
-                                        "give top_p 0 to sample with top_k)", given["top_p"])
+            raise InvalidField(
+                "top_p",
+                "set top_k or top_p, not both (top_p > 0 overrides top_k; give top_p 0 to sample with top_k)",
+                given["top_p"],
+            )
         if p_given and out["top_p"] > 0:
             out["top_k"] = 0
         elif k_given and out["top_k"] > 0:
@@ -135,11 +184,18 @@ def resolve_controls(spec: ModelSpec, given: dict[str, Any]) -> dict[str, Any]:
 
 def check_duration(spec: ModelSpec, duration: float | None) -> None:
     """A model of fixed clip lengths (MAGNeT) takes only those; None gets the default later."""
-    if spec.fixed_durations and duration is not None \
-            and not any(math.isclose(duration, d, abs_tol=1e-6) for d in spec.fixed_durations):
+    if (
+        spec.fixed_durations
+        and duration is not None
+        and not any(math.isclose(duration, d, abs_tol=1e-6) for d in spec.fixed_durations)
+    ):
         lengths = " or ".join(f"{d:g}" for d in spec.fixed_durations)
-        raise InvalidField("duration", f"model '{spec.id}' makes clips of exactly {lengths} seconds (its "
-                                       f"checkpoint's fixed length); got {duration:g}", duration)
+        raise InvalidField(
+            "duration",
+            f"model '{spec.id}' makes clips of exactly {lengths} seconds (its "
+            f"checkpoint's fixed length); got {duration:g}",
+            duration,
+        )
 
 
 def check_request(body: Any, spec: ModelSpec) -> dict[str, Any]:

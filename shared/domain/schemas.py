@@ -11,9 +11,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from shared.domain.catalog import ModelId
 from shared.domain.models import JobStatus
-from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES, check_tier
-
 from shared.domain.text import check_identifier, clean_text
+from shared.domain.tiers import DEFAULT_TIER, TIER_NAMES, check_tier
 
 CleanText = Annotated[str, BeforeValidator(clean_text)]  # rules in shared/domain/text.py
 Identifier = Annotated[str, BeforeValidator(check_identifier)]
@@ -36,8 +35,7 @@ class EventType(StrEnum):
 
 
 TERMINAL_EVENTS = frozenset({EventType.succeeded, EventType.failed, EventType.canceled})
-WEBHOOK_EVENT_TYPES = (EventType.started, EventType.progress, EventType.succeeded, EventType.failed,
-                       EventType.canceled)
+WEBHOOK_EVENT_TYPES = (EventType.started, EventType.progress, EventType.succeeded, EventType.failed, EventType.canceled)
 DEFAULT_WEBHOOK_EVENTS = [EventType.succeeded, EventType.failed, EventType.canceled]
 
 
@@ -48,8 +46,11 @@ def _webhook_event(v: Any) -> Any:
 
 
 # An event type a webhook may ask for (job.queued and job.attempt are for the event stream only).
-WebhookEventType = Annotated[EventType, BeforeValidator(_webhook_event),
-                             WithJsonSchema({"type": "string", "enum": [e.value for e in WEBHOOK_EVENT_TYPES]})]
+WebhookEventType = Annotated[
+    EventType,
+    BeforeValidator(_webhook_event),
+    WithJsonSchema({"type": "string", "enum": [e.value for e in WEBHOOK_EVENT_TYPES]}),
+]
 
 
 class GenerationCreate(BaseModel):
@@ -57,32 +58,54 @@ class GenerationCreate(BaseModel):
 
     model: ModelId | Literal["auto"] = Field(
         description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS), or auto "
-                    "(chosen from the prompt; the job's model_choice says which and why)")
+        "(chosen from the prompt; the job's model_choice says which and why)"
+    )
     prompt: CleanText = Field(
-        min_length=3, max_length=SPEECH_MAX,
-        description=f"What to generate, 3-{PROMPT_MAX} characters; for voice the text to speak, up to {SPEECH_MAX}.")
+        min_length=3,
+        max_length=SPEECH_MAX,
+        description=f"What to generate, 3-{PROMPT_MAX} characters; for voice the text to speak, up to {SPEECH_MAX}.",
+    )
     duration: float | None = Field(
-        None, gt=0, strict=True, description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.")
-    loopable: bool = Field(False, strict=True, description="Crossfade the end into the start so the clip loops seamlessly.")
+        None,
+        gt=0,
+        strict=True,
+        description=f"Seconds (default {DEFAULT_DURATION:g}, capped at the model's maximum); ignored for voice.",
+    )
+    loopable: bool = Field(
+        False, strict=True, description="Crossfade the end into the start so the clip loops seamlessly."
+    )
     priority: int = Field(5, ge=0, le=9, strict=True, description="0-9, higher runs first.")
     seed: int | None = Field(None, ge=0, le=2**31 - 1, strict=True, description="Random seed; random when omitted.")
-    voice: Identifier | None = Field(None, min_length=1, max_length=128,
-                                     description="Piper voice id from GET /v1/voices (voice model only).")
+    voice: Identifier | None = Field(
+        None, min_length=1, max_length=128, description="Piper voice id from GET /v1/voices (voice model only)."
+    )
     # Sampling controls (shared/domain/sampling.py has the per-model defaults and bounds; GET /v1/models shows them)
-    top_k: int | None = Field(None, ge=0, strict=True, description="Sample among the k most likely tokens (0: no limit).")
-    top_p: float | None = Field(None, ge=0, le=1, strict=True, description="Nucleus sampling threshold (0: off; overrides top_k).")
-    temperature: float | None = Field(None, ge=0, strict=True, description="Softmax temperature (MAGNeT: the initial one).")
+    top_k: int | None = Field(
+        None, ge=0, strict=True, description="Sample among the k most likely tokens (0: no limit)."
+    )
+    top_p: float | None = Field(
+        None, ge=0, le=1, strict=True, description="Nucleus sampling threshold (0: off; overrides top_k)."
+    )
+    temperature: float | None = Field(
+        None, ge=0, strict=True, description="Softmax temperature (MAGNeT: the initial one)."
+    )
     cfg_coef: float | None = Field(None, ge=0, strict=True, description="Classifier-free guidance strength.")
-    decoding_steps: list[int] | None = Field(None, min_length=1, max_length=16, strict=True,
-                                             description="MAGNeT only: decoding steps per codebook.")
+    decoding_steps: list[int] | None = Field(
+        None, min_length=1, max_length=16, strict=True, description="MAGNeT only: decoding steps per codebook."
+    )
     webhook_url: str | None = Field(
-        None, max_length=WEBHOOK_URL_MAX,
+        None,
+        max_length=WEBHOOK_URL_MAX,
         description="http(s) URL told about this job (signed, Standard Webhooks); it must resolve to public "
-                    "addresses unless SOUNDBOX_WEBHOOK_ALLOWLIST admits it.")
+        "addresses unless SOUNDBOX_WEBHOOK_ALLOWLIST admits it.",
+    )
     webhook_events: list[WebhookEventType] | None = Field(
-        None, min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
+        None,
+        min_length=1,
+        max_length=len(WEBHOOK_EVENT_TYPES),
         description="Which events to send (default: job.succeeded, job.failed, job.canceled); "
-                    "job.progress comes at most once a second.")
+        "job.progress comes at most once a second.",
+    )
 
     @field_validator("webhook_url")
     @classmethod
@@ -101,10 +124,13 @@ class GenerationCreate(BaseModel):
 
 class QualityOut(BaseModel):
     score: float = Field(description="0-100; every issue puts it under 50.")
-    issues: list[dict[str, Any]] = Field(description="Each {code, severity, value, threshold, message, confidence, fails} (docs/quality.md).")
+    issues: list[dict[str, Any]] = Field(
+        description="Each {code, severity, value, threshold, message, confidence, fails} (docs/quality.md)."
+    )
     is_good: bool
-    accepted_anyway: bool = Field(False, description="No generation attempt passed the quality check; this is "
-                                                     "the best-scoring one, kept anyway.")
+    accepted_anyway: bool = Field(
+        False, description="No generation attempt passed the quality check; this is the best-scoring one, kept anyway."
+    )
     note: str | None = None
 
 
@@ -149,12 +175,16 @@ class JobOut(BaseModel):
     webhook_url: str | None = None
     webhook_events: list[str] = Field(default_factory=list)
     attempt_history: list[AttemptOut] = Field(
-        default_factory=list, description="Every generation attempt, in order, with its quality report.")
+        default_factory=list, description="Every generation attempt, in order, with its quality report."
+    )
     warnings: list[dict[str, Any]] = Field(
-        default_factory=list, description="Prompt warnings recorded at submit ({code, message, explanation, "
-                                          "example}, as POST /v1/prompts/check); they never block.")
+        default_factory=list,
+        description="Prompt warnings recorded at submit ({code, message, explanation, "
+        "example}, as POST /v1/prompts/check); they never block.",
+    )
     model_choice: dict[str, Any] | None = Field(
-        None, description='How "model": "auto" was resolved: {chosen, reason, ...}; null when a model was named.')
+        None, description='How "model": "auto" was resolved: {chosen, reason, ...}; null when a model was named.'
+    )
 
 
 class JobList(BaseModel):
@@ -219,10 +249,12 @@ class ModelOut(BaseModel):
     window_seconds: float | None = Field(None, description="Longer clips are made in overlapping windows.")
     memory_estimate_bytes: int
     controls: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Sampling controls it takes: type, default, minimum, maximum.")
+        default_factory=dict, description="Sampling controls it takes: type, default, minimum, maximum."
+    )
     state: Literal["generating", "loaded", "warming", "loading", "unloading", "available", "missing"] = Field(
         description="The most ready state on any live worker (loaded = ready or generating), else whether "
-                    "its weights are present.")
+        "its weights are present."
+    )
     workers: list[ModelWorkerOut] = Field(default_factory=list, description="Each live worker holding it.")
     description: str
 
@@ -234,12 +266,14 @@ class ModelList(BaseModel):
 
 # --- webhooks -----------------------------------------------------------------------------------
 
+
 class WebhookSecretOut(BaseModel):
     secret: str = Field(description="`whsec_` + base64: verifies `webhook-signature` as Standard Webhooks says.")
     created_at: datetime
     rotated_at: datetime | None
     previous_secret_expires_at: datetime | None = Field(
-        description="After a rotation the previous secret signs too (a second signature) until then.")
+        description="After a rotation the previous secret signs too (a second signature) until then."
+    )
 
 
 class WebhookAttemptOut(BaseModel):
@@ -256,8 +290,10 @@ class WebhookDeliveryOut(BaseModel):
     webhook_id: str = Field(description="The `webhook-id` header: the same on every try.")
     event_type: str
     url: str
-    state: str = Field(description="pending | succeeded | failed (retries spent) | disabled (answered 410) | "
-                                   "skipped (URL disabled) | refused (URL resolved to a forbidden address)")
+    state: str = Field(
+        description="pending | succeeded | failed (retries spent) | disabled (answered 410) | "
+        "skipped (URL disabled) | refused (URL resolved to a forbidden address)"
+    )
     next_attempt_at: datetime | None
     created_at: datetime
     finished_at: datetime | None
@@ -276,6 +312,7 @@ class DisabledUrlOut(BaseModel):
 
 
 # --- admin --------------------------------------------------------------------------------------
+
 
 class QueueDepth(BaseModel):
     model: str
@@ -298,9 +335,12 @@ class QueueReport(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    tier: str = Field(DEFAULT_TIER, min_length=1, max_length=32,
-                      description="A tier of the configured table (SOUNDBOX_TIERS; by default "
-                                  f"{', '.join(TIER_NAMES)}).")
+    tier: str = Field(
+        DEFAULT_TIER,
+        min_length=1,
+        max_length=32,
+        description=f"A tier of the configured table (SOUNDBOX_TIERS; by default {', '.join(TIER_NAMES)}).",
+    )
     admin: bool = False
 
     @field_validator("tier")
@@ -342,8 +382,21 @@ class Problem(BaseModel):
 
 SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd")  # tts-1 and tts-1-hd: OpenAI names, aliases of piper
 # OpenAI's built-in voice names; each speaks with the default voice (see GET /v1/voices).
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
-                 "verse", "marin", "cedar")
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
 
 
 class VoiceRef(BaseModel):
@@ -358,26 +411,42 @@ class SpeechCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: Literal["piper", "tts-1", "tts-1-hd"] = Field(
-        description="piper; tts-1 and tts-1-hd are accepted as aliases (all speak with Piper).")
-    input: CleanText = Field(min_length=1, max_length=SPEECH_MAX,
-                             description=f"The text to speak, up to {SPEECH_MAX} characters.")
+        description="piper; tts-1 and tts-1-hd are accepted as aliases (all speak with Piper)."
+    )
+    input: CleanText = Field(
+        min_length=1, max_length=SPEECH_MAX, description=f"The text to speak, up to {SPEECH_MAX} characters."
+    )
     voice: Identifier | VoiceRef | None = Field(
-        None, description="A Piper voice id from GET /v1/voices (or {\"id\": ...}); OpenAI's names "
-                          "(alloy, echo, fable, onyx, nova, shimmer, ...) and omission mean the default voice.")
+        None,
+        description='A Piper voice id from GET /v1/voices (or {"id": ...}); OpenAI\'s names '
+        "(alloy, echo, fable, onyx, nova, shimmer, ...) and omission mean the default voice.",
+    )
     response_format: Literal["wav", "mp3", "flac", "opus", "pcm"] = Field(
-        "wav", description="wav (16-bit, voice rate), mp3, flac, opus (Ogg Opus), or pcm "
-                           "(raw 16-bit little-endian mono at 24 kHz, as OpenAI's).")
+        "wav",
+        description="wav (16-bit, voice rate), mp3, flac, opus (Ogg Opus), or pcm "
+        "(raw 16-bit little-endian mono at 24 kHz, as OpenAI's).",
+    )
     speed: float = Field(1.0, ge=0.25, le=4.0, description="0.25-4.0; divides the length scale.")
-    instructions: str | None = Field(None, max_length=SPEECH_MAX,
-                                     description="Accepted for OpenAI compatibility; Piper voices ignore it.")
-    stream_format: Literal["audio"] | None = Field(None, description="Only 'audio' (server-sent events are not offered).")
-    length_scale: float | None = Field(None, ge=0.1, le=10, description="Piper: phoneme duration (> 1 slower); voice default when omitted.")
-    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: generator noise; voice default when omitted.")
-    noise_w: float | None = Field(None, ge=0, le=2, description="Piper: phoneme width noise; voice default when omitted.")
+    instructions: str | None = Field(
+        None, max_length=SPEECH_MAX, description="Accepted for OpenAI compatibility; Piper voices ignore it."
+    )
+    stream_format: Literal["audio"] | None = Field(
+        None, description="Only 'audio' (server-sent events are not offered)."
+    )
+    length_scale: float | None = Field(
+        None, ge=0.1, le=10, description="Piper: phoneme duration (> 1 slower); voice default when omitted."
+    )
+    noise_scale: float | None = Field(
+        None, ge=0, le=2, description="Piper: generator noise; voice default when omitted."
+    )
+    noise_w: float | None = Field(
+        None, ge=0, le=2, description="Piper: phoneme width noise; voice default when omitted."
+    )
     speaker: int | str | None = Field(None, description="Piper: speaker id or name of a multi-speaker voice.")
     sentence_silence: float = Field(0.0, ge=0, le=5, description="Piper: seconds of silence after each sentence.")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Which noise to use: same text, voice, options and seed "
-                                                          "give the same audio.")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="Which noise to use: same text, voice, options and seed give the same audio."
+    )
 
     @field_validator("speaker")
     @classmethod
@@ -439,19 +508,24 @@ class SoundPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: CleanText | None = Field(None, max_length=TITLE_MAX, description=f"Up to {TITLE_MAX} characters; "
-                                                                             "null or empty clears it.")
+    title: CleanText | None = Field(
+        None, max_length=TITLE_MAX, description=f"Up to {TITLE_MAX} characters; null or empty clears it."
+    )
     tags: Annotated[list[str], BeforeValidator(_clean_tags)] | None = Field(
-        None, max_length=TAGS_MAX, description=f"Replaces the tags: up to {TAGS_MAX}, each 1-{TAG_MAX} characters "
-                                               "(stored lower-case)")
+        None,
+        max_length=TAGS_MAX,
+        description=f"Replaces the tags: up to {TAGS_MAX}, each 1-{TAG_MAX} characters (stored lower-case)",
+    )
     visibility: Literal["private", "unlisted", "public"] | None = Field(
-        None, description="private: only you; unlisted: anyone with the id; public: also listed in GET /v1/library")
+        None, description="private: only you; unlisted: anyone with the id; public: also listed in GET /v1/library"
+    )
 
 
 class SoundList(BaseModel):
     items: list[SoundOut]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= (with the same filters) for the next page; "
-                                                      "null on the last page.")
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= (with the same filters) for the next page; null on the last page."
+    )
 
 
 class CategoryCount(BaseModel):
@@ -472,16 +546,19 @@ class PromptCheck(BaseModel):
 
 
 class PromptWarning(BaseModel):
-    code: str = Field(description="too_vague | too_complex | contradictory | non_audio | ambiguous_model | "
-                                  "model_mismatch | describes_speech")
+    code: str = Field(
+        description="too_vague | too_complex | contradictory | non_audio | ambiguous_model | "
+        "model_mismatch | describes_speech"
+    )
     message: str
     explanation: str
     example: str | None = None
 
 
 class PromptSuggestion(BaseModel):
-    missing: str = Field(description="music: genre, mood, instruments, tempo; sfx: sound type, material, "
-                                     "intensity, environment")
+    missing: str = Field(
+        description="music: genre, mood, instruments, tempo; sfx: sound type, material, intensity, environment"
+    )
     message: str
     example: str
 

@@ -44,26 +44,33 @@ JITTER = 0.1  # each scheduled delay is stretched or shrunk by up to 10 %
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Cloud instance metadata services: never reachable, allowlist or not.
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
-    "fd00:ec2::254",  # AWS over IPv6
-    "169.254.170.2",  # AWS ECS task metadata
-    "100.100.100.200",  # Alibaba Cloud
-))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
+        "fd00:ec2::254",  # AWS over IPv6
+        "169.254.170.2",  # AWS ECS task metadata
+        "100.100.100.200",  # Alibaba Cloud
+    )
+)
 # Ranges that are not public although Python's ``ipaddress`` may call them global (its tables lag
 # the IANA registries): refused like any other non-public address.
-NOT_PUBLIC_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "fec0::/10",  # IPv6 site-local (deprecated by RFC 3879, still routed inside sites)
-    "3fff::/20",  # IPv6 documentation (RFC 9637)
-    "5f00::/16",  # SRv6 SIDs (RFC 9602)
-    "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation (RFC 8215)
-    "100::/64",  # discard-only (RFC 6666)
-    "2001::/23",  # IETF protocol assignments (Teredo handled through the embedded address)
-))
+NOT_PUBLIC_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "fec0::/10",  # IPv6 site-local (deprecated by RFC 3879, still routed inside sites)
+        "3fff::/20",  # IPv6 documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation (RFC 8215)
+        "100::/64",  # discard-only (RFC 6666)
+        "2001::/23",  # IETF protocol assignments (Teredo handled through the embedded address)
+    )
+)
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64: the IPv4 address is the last 32 bits
 
 
 # --- secrets and signatures -----------------------------------------------------------------------
+
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -74,8 +81,11 @@ def account_secret(session, account_id: uuid.UUID, *, for_update: bool = False) 
     from sqlalchemy.dialects.postgresql import insert
     from sqlmodel import col, select
 
-    session.exec(insert(WebhookSecret).values(account_id=account_id, secret=new_secret(), created_at=utcnow())
-                 .on_conflict_do_nothing(index_elements=["account_id"]))
+    session.exec(
+        insert(WebhookSecret)
+        .values(account_id=account_id, secret=new_secret(), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["account_id"])
+    )
     q = select(WebhookSecret).where(col(WebhookSecret.account_id) == account_id)
     return session.exec(q.with_for_update() if for_update else q).one()
 
@@ -123,6 +133,7 @@ def signed_headers(secrets_: list[str], msg_id: str, body: str, timestamp: int |
 
 
 # --- the SSRF guard -------------------------------------------------------------------------------
+
 
 class UnsafeWebhookURL(ValueError):
     """The URL may not receive webhooks; the message says why."""
@@ -270,13 +281,16 @@ def resolve_checked(url: str, allowlist: Allowlist, resolver: Resolver = system_
         metadata = address in METADATA_ADDRESSES or _embedded_ipv4(address) in METADATA_ADDRESSES
         if reason and (metadata or not (host_admitted or allowlist.admits_address(address))):
             where = f"{host} resolves to {address}" if str(address) != host else f"{address} is"
-            raise UnsafeWebhookURL(f"{where} {reason}; webhooks go to public addresses only"
-                                   + ("" if metadata else " (or ones on SOUNDBOX_WEBHOOK_ALLOWLIST)"))
+            raise UnsafeWebhookURL(
+                f"{where} {reason}; webhooks go to public addresses only"
+                + ("" if metadata else " (or ones on SOUNDBOX_WEBHOOK_ALLOWLIST)")
+            )
         checked.append(str(address))
     return Target(url=url, scheme=scheme, host=host, port=port, host_header=parts.netloc, addresses=tuple(checked))
 
 
 # --- retries --------------------------------------------------------------------------------------
+
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), capped at a day."""
@@ -296,8 +310,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def next_delay(tries_done: int, schedule: list[float], retry_after: float | None = None,
-               rand: Callable[[], float] = random.random) -> float | None:
+def next_delay(
+    tries_done: int, schedule: list[float], retry_after: float | None = None, rand: Callable[[], float] = random.random
+) -> float | None:
     """Seconds until the next try after ``tries_done`` failed ones, or None when the schedule is spent.
     ``schedule[i]`` is the wait before retry i+1, stretched by ±JITTER; a longer Retry-After wins."""
     if tries_done < 1 or tries_done > len(schedule):
@@ -307,6 +322,7 @@ def next_delay(tries_done: int, schedule: list[float], retry_after: float | None
 
 
 # --- one try --------------------------------------------------------------------------------------
+
 
 @dataclass
 class TryResult:
@@ -322,24 +338,35 @@ class TryResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def _post(target: Target, address: str, body: bytes, headers: dict[str, str], timeout: float,
-                transport=None) -> tuple[int, str | None]:
+async def _post(
+    target: Target, address: str, body: bytes, headers: dict[str, str], timeout: float, transport=None
+) -> tuple[int, str | None]:
     import httpx
 
     pinned = httpx.URL(target.url).copy_with(host=address)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" and not target.host_is_address else {}
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=timeout,
-                                 transport=transport) as client:
+    async with httpx.AsyncClient(
+        trust_env=False, follow_redirects=False, timeout=timeout, transport=transport
+    ) as client:
         async with asyncio.timeout(timeout):
-            request = client.build_request("POST", pinned, content=body,
-                                           headers={**headers, "host": target.host_header}, extensions=extensions)
+            request = client.build_request(
+                "POST", pinned, content=body, headers={**headers, "host": target.host_header}, extensions=extensions
+            )
             response = await client.send(request, stream=True)  # the receiver's body is not read
             await response.aclose()
             return response.status_code, response.headers.get("retry-after")
 
 
-def send(url: str, body: str, headers: dict[str, str], *, allowlist: Allowlist, timeout: float,
-         resolver: Resolver = system_resolver, transport=None) -> TryResult:
+def send(
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    *,
+    allowlist: Allowlist,
+    timeout: float,
+    resolver: Resolver = system_resolver,
+    transport=None,
+) -> TryResult:
     """One try: check the URL's addresses now (send time), then POST to the first, pinned."""
     try:
         target = resolve_checked(url, allowlist, resolver)
@@ -357,8 +384,9 @@ def send(url: str, body: str, headers: dict[str, str], *, allowlist: Allowlist, 
         if isinstance(exc, httpx.TimeoutException):
             return TryResult(latency_ms=_ms(started), error=f"timed out after {timeout:g} s", address=address)
         return TryResult(latency_ms=_ms(started), error=f"{type(exc).__name__}: {exc}"[:1000], address=address)
-    return TryResult(status_code=status, latency_ms=_ms(started), retry_after=parse_retry_after(retry_after),
-                     address=address)
+    return TryResult(
+        status_code=status, latency_ms=_ms(started), retry_after=parse_retry_after(retry_after), address=address
+    )
 
 
 def _ms(started: float) -> float:

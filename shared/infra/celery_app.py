@@ -58,8 +58,7 @@ celery_app = create_celery()
 
 def enqueue_job(job_id: str, queue: str, priority: int) -> None:
     """Send a job to its model's queue (by task name, so senders never import worker code)."""
-    celery_app.send_task(GENERATE_TASK, args=[job_id], queue=queue, priority=broker_priority(priority),
-                         task_id=job_id)
+    celery_app.send_task(GENERATE_TASK, args=[job_id], queue=queue, priority=broker_priority(priority), task_id=job_id)
 
 
 def enqueue_webhook(delivery_id: str) -> None:

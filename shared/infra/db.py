@@ -13,12 +13,19 @@ from shared.settings import get_settings
 
 
 @lru_cache
-def engine_for(url: str, pool_size: int = 10, max_overflow: int = 5, pool_timeout: float = 3.0,
-               connect_timeout: int = 3) -> Engine:
+def engine_for(
+    url: str, pool_size: int = 10, max_overflow: int = 5, pool_timeout: float = 3.0, connect_timeout: int = 3
+) -> Engine:
     """A bounded pool that fails fast: waiting longer than ``pool_timeout`` for a connection raises
     (the API answers 503), and an unreachable server is noticed within ``connect_timeout``."""
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
-                         pool_timeout=pool_timeout, connect_args={"connect_timeout": connect_timeout})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        connect_args={"connect_timeout": connect_timeout},
+    )
 
 
 def get_engine() -> Engine:

@@ -46,8 +46,11 @@ class BucketResult:
         return max(0, math.ceil((self.limit - self.remaining) / self.rate))
 
     def headers(self) -> dict[str, str]:
-        return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(int(self.remaining)),
-                "RateLimit-Reset": str(self.reset)}
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(int(self.remaining)),
+            "RateLimit-Reset": str(self.reset),
+        }
 
 
 class TokenBucket:

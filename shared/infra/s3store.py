@@ -58,10 +58,19 @@ def configured_endpoint(explicit: str | None) -> str | None:
 class S3ObjectStore:
     """Objects under ``prefix`` in one bucket."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 presign_endpoint_url: str | None = None, addressing_style: str = "auto", max_attempts: int = 5,
-                 multipart_threshold: int = 8 * 1024 * 1024, connect_timeout: float = CONNECT_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        presign_endpoint_url: str | None = None,
+        addressing_style: str = "auto",
+        max_attempts: int = 5,
+        multipart_threshold: int = 8 * 1024 * 1024,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ):
         self.bucket = bucket
         self.prefix = (prefix.strip("/") + "/") if prefix.strip("/") else ""
         self.endpoint_url = configured_endpoint(endpoint_url)
@@ -93,10 +102,13 @@ class S3ObjectStore:
                     config = Config(
                         signature_version="s3v4",
                         retries={"max_attempts": self.max_attempts, "mode": "standard"},
-                        connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                        max_pool_connections=64, s3={"addressing_style": self.addressing_style},
+                        connect_timeout=self.connect_timeout,
+                        read_timeout=self.read_timeout,
+                        max_pool_connections=64,
+                        s3={"addressing_style": self.addressing_style},
                         # plain S3 semantics: S3-compatible services differ on the newer default checksums
-                        request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required",
                     )
                     session = boto3.session.Session()
                     client = session.client("s3", endpoint_url=endpoint, config=config)
@@ -126,8 +138,10 @@ class S3ObjectStore:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _MISSING_CODES or (status == 404 and code != "NoSuchBucket"):
                 raise ObjectNotFound(key) from None
-            raise StoreUnavailable(f"S3 answered {code or status} for s3://{self.bucket}/{self.prefix}{key}: "
-                                   f"{error.get('Message', '')}".rstrip(": ")) from exc
+            raise StoreUnavailable(
+                f"S3 answered {code or status} for s3://{self.bucket}/{self.prefix}{key}: "
+                f"{error.get('Message', '')}".rstrip(": ")
+            ) from exc
         except (BotoCoreError, Boto3Error) as exc:
             raise StoreUnavailable(f"S3 at {self.endpoint_url or 'AWS'} failed: {exc}") from exc
 
@@ -142,10 +156,14 @@ class S3ObjectStore:
             else:
                 from boto3.s3.transfer import TransferConfig
 
-                transfer = TransferConfig(multipart_threshold=self.multipart_threshold,
-                                          multipart_chunksize=self.multipart_threshold, max_concurrency=4)
-                self.client.upload_fileobj(io.BytesIO(data), self.bucket, name, ExtraArgs=extra or None,
-                                           Config=transfer)
+                transfer = TransferConfig(
+                    multipart_threshold=self.multipart_threshold,
+                    multipart_chunksize=self.multipart_threshold,
+                    max_concurrency=4,
+                )
+                self.client.upload_fileobj(
+                    io.BytesIO(data), self.bucket, name, ExtraArgs=extra or None, Config=transfer
+                )
 
     def get(self, key: str) -> bytes:
         name = self._name(key)
@@ -200,11 +218,12 @@ class S3ObjectStore:
     def list(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)
         with self._errors(prefix):
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                          Prefix=self.prefix + prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield item["Key"][len(self.prefix):]
+                    yield item["Key"][len(self.prefix) :]
 
     def delete_prefix(self, prefix: str) -> int:
         if not check_prefix(prefix):
@@ -215,11 +234,14 @@ class S3ObjectStore:
         def flush() -> int:
             with self._errors(prefix):
                 answer = self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": self.prefix + k} for k in batch], "Quiet": True})
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": self.prefix + k} for k in batch], "Quiet": True}
+                )
             errors = answer.get("Errors", [])
             if errors:
-                raise StoreUnavailable(f"S3 did not delete {len(errors)} objects under {prefix!r}: "
-                                       f"{errors[0].get('Code')} {errors[0].get('Message', '')}")
+                raise StoreUnavailable(
+                    f"S3 did not delete {len(errors)} objects under {prefix!r}: "
+                    f"{errors[0].get('Code')} {errors[0].get('Message', '')}"
+                )
             return len(batch)
 
         for key in list(self.list(prefix)):
@@ -241,8 +263,9 @@ class S3ObjectStore:
 
     # --- presigned URLs ----------------------------------------------------------------------------
 
-    def presign(self, key: str, expires: int, content_type: str | None = None,
-                content_disposition: str | None = None) -> str:
+    def presign(
+        self, key: str, expires: int, content_type: str | None = None, content_disposition: str | None = None
+    ) -> str:
         """A GET URL for ``key`` valid ``expires`` seconds; the response carries ``content_type``
         and ``content_disposition`` when given. Signed locally: no request is made."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._name(key)}
@@ -257,22 +280,40 @@ class S3ObjectStore:
 
 def s3_store_from_settings(settings: Settings) -> S3ObjectStore:
     bucket, prefix = parse_s3_url(settings.storage_url)
-    return S3ObjectStore(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
-                         presign_endpoint_url=settings.s3_presign_endpoint_url,
-                         addressing_style=settings.s3_addressing_style, max_attempts=settings.s3_max_attempts,
-                         multipart_threshold=settings.s3_multipart_threshold)
+    return S3ObjectStore(
+        bucket,
+        prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        presign_endpoint_url=settings.s3_presign_endpoint_url,
+        addressing_style=settings.s3_addressing_style,
+        max_attempts=settings.s3_max_attempts,
+        multipart_threshold=settings.s3_multipart_threshold,
+    )
 
 
 @lru_cache(maxsize=8)
-def _cached(url: str, endpoint: str | None, presign_endpoint: str | None, style: str, attempts: int,
-            threshold: int) -> S3ObjectStore:
+def _cached(
+    url: str, endpoint: str | None, presign_endpoint: str | None, style: str, attempts: int, threshold: int
+) -> S3ObjectStore:
     bucket, prefix = parse_s3_url(url)
-    return S3ObjectStore(bucket, prefix, endpoint_url=endpoint, presign_endpoint_url=presign_endpoint,
-                         addressing_style=style, max_attempts=attempts, multipart_threshold=threshold)
+    return S3ObjectStore(
+        bucket,
+        prefix,
+        endpoint_url=endpoint,
+        presign_endpoint_url=presign_endpoint,
+        addressing_style=style,
+        max_attempts=attempts,
+        multipart_threshold=threshold,
+    )
 
 
 def cached_s3_store(settings: Settings) -> S3ObjectStore:
     """The process's store for these settings (built once)."""
-    return _cached(settings.storage_url, configured_endpoint(settings.s3_endpoint_url),
-                   settings.s3_presign_endpoint_url, settings.s3_addressing_style, settings.s3_max_attempts,
-                   settings.s3_multipart_threshold)
+    return _cached(
+        settings.storage_url,
+        configured_endpoint(settings.s3_endpoint_url),
+        settings.s3_presign_endpoint_url,
+        settings.s3_addressing_style,
+        settings.s3_max_attempts,
+        settings.s3_multipart_threshold,
+    )

@@ -24,8 +24,18 @@ from typing import Protocol
 from shared.infra.objects import CHUNK, InvalidKey, ObjectNotFound, StoreUnavailable, check_key, check_prefix
 from shared.settings import Settings
 
-__all__ = ["CHUNK", "InvalidKey", "LocalObjectStore", "ObjectNotFound", "ObjectStore", "StoreUnavailable",
-           "check_key", "check_prefix", "get_store"]
+__all__ = [
+    "CHUNK",
+    "InvalidKey",
+    "LocalObjectStore",
+    "ObjectNotFound",
+    "ObjectStore",
+    "StoreUnavailable",
+    "check_key",
+    "check_prefix",
+    "get_store",
+]
+
 
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
@@ -33,15 +43,18 @@ class ObjectStore(Protocol):
     def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Bytes ``start``..``end`` inclusive (to the end when ``end`` is None)."""
         ...
+
     def size(self, key: str) -> int: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; returns how many were deleted."""
         ...
+
     def list(self, prefix: str = "") -> Iterator[str]:
         """The keys starting with ``prefix``, in key order."""
         ...
+
     def check(self) -> None:
         """Raise StoreUnavailable when the store cannot be used (readiness)."""
         ...

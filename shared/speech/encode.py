@@ -21,8 +21,13 @@ from fractions import Fraction
 import numpy as np
 
 FORMATS = ("wav", "mp3", "flac", "opus", "pcm")
-MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg; codecs=opus",
-               "pcm": "audio/pcm"}
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "opus": "audio/ogg; codecs=opus",
+    "pcm": "audio/pcm",
+}
 PCM_RATE = 24000  # OpenAI's pcm: 24 kHz, 16-bit signed little-endian, mono
 _UNKNOWN = 0xFFFFFFFF
 
@@ -45,9 +50,15 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
 
 def streaming_wav_header(sample_rate: int) -> bytes:
     """A 16-bit mono WAV header for a stream of unknown length."""
-    return (b"RIFF" + struct.pack("<I", _UNKNOWN) + b"WAVE"
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-            + b"data" + struct.pack("<I", _UNKNOWN))
+    return (
+        b"RIFF"
+        + struct.pack("<I", _UNKNOWN)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", _UNKNOWN)
+    )
 
 
 class StreamEncoder(ABC):

@@ -71,11 +71,13 @@ def make_noise_an_input(model: Any) -> int:
     if not replaced:
         return 0
     shape = np.array(NOISE_SHAPE, dtype=np.int64)
-    graph.initializer.extend([
-        numpy_helper.from_array(shape, "soundbox_noise_shape"),
-        numpy_helper.from_array(shape - 1, "soundbox_noise_shape_m1"),
-        numpy_helper.from_array(np.zeros(len(NOISE_SHAPE), dtype=np.int64), "soundbox_noise_starts"),
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(shape, "soundbox_noise_shape"),
+            numpy_helper.from_array(shape - 1, "soundbox_noise_shape_m1"),
+            numpy_helper.from_array(np.zeros(len(NOISE_SHAPE), dtype=np.int64), "soundbox_noise_starts"),
+        ]
+    )
     graph.input.append(helper.make_tensor_value_info(NOISE_INPUT, TensorProto.FLOAT, list(NOISE_SHAPE)))
     del graph.node[:]
     graph.node.extend(nodes)
@@ -91,5 +93,10 @@ def _const(graph: Any, name: str, value: float) -> str:
 
 def remaining_random_ops(model: Any) -> list[str]:
     """Random ops still in the graph (their output varies from call to call)."""
-    return sorted({n.op_type for n in model.graph.node if n.op_type.startswith("Random") or n.op_type in
-                   ("Multinomial", "Bernoulli")})
+    return sorted(
+        {
+            n.op_type
+            for n in model.graph.node
+            if n.op_type.startswith("Random") or n.op_type in ("Multinomial", "Bernoulli")
+        }
+    )

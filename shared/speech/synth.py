@@ -60,8 +60,11 @@ def resolve_speaker(voice: LoadedVoice, speaker: int | str | None) -> int | None
             return int(config.speaker_id_map[speaker])
         names = sorted(config.speaker_id_map, key=config.speaker_id_map.get)
         shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-        raise SpeechOptionError("speaker", f"voice {voice.info.id!r} has no speaker {speaker!r}; "
-                                           f"speakers: {shown or f'ids 0-{config.num_speakers - 1}'}")
+        raise SpeechOptionError(
+            "speaker",
+            f"voice {voice.info.id!r} has no speaker {speaker!r}; "
+            f"speakers: {shown or f'ids 0-{config.num_speakers - 1}'}",
+        )
     sid = int(speaker)
     if not 0 <= sid < config.num_speakers:
         raise SpeechOptionError("speaker", f"voice {voice.info.id!r} has speakers 0-{config.num_speakers - 1}")
@@ -98,8 +101,9 @@ class Utterance:
         noise = config.noise_scale if options.noise_scale is None else options.noise_scale
         noise_w = config.noise_w_scale if options.noise_w is None else options.noise_w
         self.scales = np.array([noise, length, noise_w], dtype=np.float32)
-        self.sentences = [part for sentence in voice.piper.phonemize(text) if sentence
-                          for part in split_long(list(sentence))]
+        self.sentences = [
+            part for sentence in voice.piper.phonemize(text) if sentence for part in split_long(list(sentence))
+        ]
         if not self.sentences:
             raise NothingToSay(f"nothing to speak in {text[:80]!r}")
         self.silence = np.zeros(round(max(0.0, options.sentence_silence) * self.sample_rate), dtype=np.float32)
@@ -114,9 +118,11 @@ class Utterance:
         by the sentence silence unless it is the last one."""
         piper = self.voice.piper
         ids = piper.phonemes_to_ids(self.sentences[index])
-        args = {"input": np.array([ids], dtype=np.int64),
-                "input_lengths": np.array([len(ids)], dtype=np.int64),
-                "scales": self.scales}
+        args = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": self.scales,
+        }
         if self.speaker_id is not None:
             args["sid"] = np.array([self.speaker_id], dtype=np.int64)
         if self._noise is not None and self.voice.noise_input is not None:

@@ -61,13 +61,22 @@ class VoiceInfo:
     fingerprint: tuple[int, int] = field(default=(0, 0), compare=False)  # model file (size, mtime_ns)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "language": self.language, "quality": self.quality,
-                "sample_rate": self.sample_rate, "num_speakers": self.num_speakers,
-                "speakers": [{"id": i, "name": n} for i, n in self.speakers], "license": self.license,
-                "source": self.source, "path": str(self.model_path)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "language": self.language,
+            "quality": self.quality,
+            "sample_rate": self.sample_rate,
+            "num_speakers": self.num_speakers,
+            "speakers": [{"id": i, "name": n} for i, n in self.speakers],
+            "license": self.license,
+            "source": self.source,
+            "path": str(self.model_path),
+        }
 
 
 # --- discovery -----------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def package_voices() -> dict[str, tuple[Path, Path, str]]:
@@ -111,20 +120,26 @@ def _all_files(settings: Settings) -> dict[str, tuple[Path, Path, str]]:
 
 
 @lru_cache(maxsize=256)
-def _read_info(voice_id: str, model: Path, config_path: Path, source: str,
-               stamp: tuple[int, int, int]) -> VoiceInfo:
+def _read_info(voice_id: str, model: Path, config_path: Path, source: str, stamp: tuple[int, int, int]) -> VoiceInfo:
     """Parse a voice's config (cached while neither file changes: ``stamp`` holds their times)."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
     audio = config.get("audio", {})
     speaker_map = config.get("speaker_id_map") or {}
     speakers = tuple(sorted(((int(i), str(n)) for n, i in speaker_map.items()), key=lambda s: s[0]))
     return VoiceInfo(
-        id=voice_id, name=str(config.get("dataset") or voice_id),
-        language=(config.get("language") or {}).get("code"), quality=audio.get("quality"),
-        sample_rate=int(audio["sample_rate"]), num_speakers=int(config.get("num_speakers", 1)),
+        id=voice_id,
+        name=str(config.get("dataset") or voice_id),
+        language=(config.get("language") or {}).get("code"),
+        quality=audio.get("quality"),
+        sample_rate=int(audio["sample_rate"]),
+        num_speakers=int(config.get("num_speakers", 1)),
         speakers=speakers if int(config.get("num_speakers", 1)) > 1 else (),
         license=config.get("license") or _license_from_card(model),
-        source=source, model_path=model, config_path=config_path, fingerprint=(stamp[0], stamp[1]))
+        source=source,
+        model_path=model,
+        config_path=config_path,
+        fingerprint=(stamp[0], stamp[1]),
+    )
 
 
 def _license_from_card(model: Path) -> str | None:
@@ -169,6 +184,7 @@ def list_voices(settings: Settings) -> list[dict[str, Any]]:
 
 # --- loading -------------------------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class LoadedVoice:
     """A voice ready to speak: the Piper voice and, when its noise was made deterministic, the
@@ -187,8 +203,9 @@ class LoadedVoice:
         return self.noise_input is not None
 
 
-def load_piper_voice(model: Path, config: Path, *, cuda: bool = False, threads: int = 0,
-                     deterministic: bool = True) -> tuple[Any, str | None]:
+def load_piper_voice(
+    model: Path, config: Path, *, cuda: bool = False, threads: int = 0, deterministic: bool = True
+) -> tuple[Any, str | None]:
     """Load a Piper voice. Returns (PiperVoice, name of its noise input or None).
 
     ``deterministic``: rewrite its random ops to read a noise input (:mod:`shared.speech.noise`);
@@ -208,16 +225,17 @@ def load_piper_voice(model: Path, config: Path, *, cuda: bool = False, threads: 
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
-                 if cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-                 else ["CPUExecutionProvider"])
+    providers = (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        else ["CPUExecutionProvider"]
+    )
 
     proto = onnx.load(str(model)) if deterministic else None
     if proto is not None and make_noise_an_input(proto):
         left = remaining_random_ops(proto)
         try:
-            session = onnxruntime.InferenceSession(proto.SerializeToString(), sess_options=options,
-                                                   providers=providers)
+            session = onnxruntime.InferenceSession(proto.SerializeToString(), sess_options=options, providers=providers)
             voice = PiperVoice(session=session, config=piper_config)
             _warm_up(voice, {NOISE_INPUT: noise_for(0)})
             if left:
@@ -238,9 +256,12 @@ def _warm_up(voice: Any, extra: dict[str, Any]) -> None:
 
     config = voice.config
     ids = [i for ids in list(config.phoneme_id_map.values())[:8] for i in ids] or [0]
-    args = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32),
-            **extra}
+    args = {
+        "input": np.array([ids], dtype=np.int64),
+        "input_lengths": np.array([len(ids)], dtype=np.int64),
+        "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32),
+        **extra,
+    }
     if config.num_speakers > 1:
         args["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
     voice.session.run(None, args)
@@ -282,8 +303,9 @@ class VoiceCache:
                 if (voice := self._items.get(key)) is not None:  # another thread loaded it while this one waited
                     return voice
             try:
-                piper, noise_input = load_piper_voice(info.model_path, info.config_path, cuda=self.cuda,
-                                                      threads=self.threads)
+                piper, noise_input = load_piper_voice(
+                    info.model_path, info.config_path, cuda=self.cuda, threads=self.threads
+                )
                 voice = LoadedVoice(info, piper, noise_input)
                 with self._lock:
                     self._items[key] = voice

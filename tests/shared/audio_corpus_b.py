@@ -39,13 +39,19 @@ from scipy import signal
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 KINDS = ("music", "sfx", "speech")
-RATES = {"music": (22050, 24000, 32000, 44100), "sfx": (16000, 22050, 32000, 44100),
-         "speech": (16000, 22050, 44100)}
-DEFECTS = ("silence", "clipping", "broad_noise", "hiss", "dc_offset", "dropout", "early_stop",
-           "stuck_tone", "clicks")
-EXPECTED_CODE = {"silence": "silence", "clipping": "clipping", "broad_noise": "noise_like", "hiss": "hf_noise",
-                 "dc_offset": "dc_offset", "dropout": "dropout", "early_stop": "early_stop",
-                 "stuck_tone": "stuck_tone", "clicks": "clicks"}
+RATES = {"music": (22050, 24000, 32000, 44100), "sfx": (16000, 22050, 32000, 44100), "speech": (16000, 22050, 44100)}
+DEFECTS = ("silence", "clipping", "broad_noise", "hiss", "dc_offset", "dropout", "early_stop", "stuck_tone", "clicks")
+EXPECTED_CODE = {
+    "silence": "silence",
+    "clipping": "clipping",
+    "broad_noise": "noise_like",
+    "hiss": "hf_noise",
+    "dc_offset": "dc_offset",
+    "dropout": "dropout",
+    "early_stop": "early_stop",
+    "stuck_tone": "stuck_tone",
+    "clicks": "clicks",
+}
 
 
 @dataclass
@@ -138,8 +144,7 @@ def _slow(rng, n: int, sr: int, rate: float, lo: float, hi: float) -> np.ndarray
     return np.interp(np.arange(n), np.linspace(0, n, points), rng.uniform(lo, hi, points))
 
 
-def limiter(x: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005,
-            release_s: float = 0.08) -> np.ndarray:
+def limiter(x: np.ndarray, sr: int, ceiling: float, lookahead_s: float = 0.005, release_s: float = 0.08) -> np.ndarray:
     """A look-ahead brickwall limiter: the gain that keeps every sample under ``ceiling`` is
     held over the look-ahead window and release time, then smoothed over the look-ahead, so it
     is down before each peak arrives and the loudest peaks land exactly on the ceiling."""
@@ -174,8 +179,10 @@ def music_fm_keys(rng, n, sr):
     beat = int(rng.uniform(0.2, 0.6) * sr)
     at = 0
     while at < n:
-        notes = [root + scale[int(rng.integers(0, len(scale)))] + 12 * int(rng.integers(0, 2))
-                 for _ in range(int(rng.integers(1, 4)))]
+        notes = [
+            root + scale[int(rng.integers(0, len(scale)))] + 12 * int(rng.integers(0, 2))
+            for _ in range(int(rng.integers(1, 4)))
+        ]
         length = beat * int(rng.choice([1, 2, 4]))
         dur = min(length * 2, n - at)
         for m in notes:
@@ -204,8 +211,8 @@ def music_organ(rng, n, sr):
             for h, w in enumerate(weights, 1):
                 if f * h > 0.4 * sr:
                     break
-                for det in ((-0.003, 0.003) if strings else (0.0,)):
-                    phase = 2 * np.pi * f * h * (1 + det) * np.cumsum(1 + vib[at:at + length]) / sr
+                for det in (-0.003, 0.003) if strings else (0.0,):
+                    phase = 2 * np.pi * f * h * (1 + det) * np.cumsum(1 + vib[at : at + length]) / sr
                     chord += w * np.sin(phase + rng.uniform(0, 6.3))
         chord *= np.minimum(1, t / rng.uniform(0.02, 0.3)) * np.minimum(1, (length - np.arange(length)) / (0.05 * sr))
         _add(out, chord, at)
@@ -284,8 +291,9 @@ def music_drums(rng, n, sr):
             f = _midi(root + scale[int(rng.integers(0, len(scale)))])
             length = min(2 * step, n - at)
             t = _t(length, sr)
-            bass[at:at + length] = (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) \
-                * _env_ar(length, sr, 0.005, 0.3)
+            bass[at : at + length] = (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * _env_ar(
+                length, sr, 0.005, 0.3
+            )
         out += rng.uniform(0.2, 0.5) * bass
     return out
 
@@ -299,11 +307,20 @@ def music_master(rng, n, sr):
     return limiter(mix / _peak(mix) * ceiling * drive, sr, ceiling)
 
 
-MUSIC = {"fm_keys": music_fm_keys, "organ": music_organ, "pluck": music_pluck, "drums": music_drums,
-         "master": music_master}
-MUSIC_PROMPTS = {"fm_keys": "mellow electric piano chords", "organ": "church organ and strings",
-                 "pluck": "plucked guitar arpeggio", "drums": "funky drum loop with bass",
-                 "master": "loud modern pop mix, mastered"}
+MUSIC = {
+    "fm_keys": music_fm_keys,
+    "organ": music_organ,
+    "pluck": music_pluck,
+    "drums": music_drums,
+    "master": music_master,
+}
+MUSIC_PROMPTS = {
+    "fm_keys": "mellow electric piano chords",
+    "organ": "church organ and strings",
+    "pluck": "plucked guitar arpeggio",
+    "drums": "funky drum loop with bass",
+    "master": "loud modern pop mix, mastered",
+}
 
 
 # --- sound effects -----------------------------------------------------------------------------
@@ -322,8 +339,9 @@ def sfx_fire(rng, n, sr):
     """A campfire: a low roar and crackle (resonant impulses) and the odd pop."""
     roar = _lp(rng.standard_normal(n), rng.uniform(300, 900), sr) * _slow(rng, n, sr, 3, 0.4, 1)
     crackle = _impulses(rng, n, rng.uniform(20, 120), sr)
-    crackle = _resonator(crackle, rng.uniform(1500, 5000), rng.uniform(0.0005, 0.003), sr) \
-        + 0.5 * _resonator(crackle, rng.uniform(400, 1200), 0.002, sr)
+    crackle = _resonator(crackle, rng.uniform(1500, 5000), rng.uniform(0.0005, 0.003), sr) + 0.5 * _resonator(
+        crackle, rng.uniform(400, 1200), 0.002, sr
+    )
     sharp = _hp(_impulses(rng, n, rng.uniform(5, 40), sr), 1000, sr, 1) * rng.uniform(0.2, 0.6)
     crackle = crackle / max(_peak(crackle), 1e-9) + sharp
     pops = _resonator(_impulses(rng, n, rng.uniform(0.5, 3), sr) * 4, rng.uniform(600, 2500), 0.004, sr)
@@ -347,7 +365,7 @@ def sfx_knocks(rng, n, sr):
     while at < n:
         for _ in range(int(rng.integers(2, 5))):
             hit = np.zeros(int(0.25 * sr))
-            hit[:int(0.0015 * sr)] = np.hanning(int(0.0015 * sr)) * rng.uniform(0.6, 1)
+            hit[: int(0.0015 * sr)] = np.hanning(int(0.0015 * sr)) * rng.uniform(0.6, 1)
             knock = sum(_resonator(hit, f * rng.uniform(0.97, 1.03), rng.uniform(0.01, 0.05), sr) for f in modes)
             _add(out, knock, at)
             at += int(rng.uniform(0.12, 0.3) * sr)
@@ -363,10 +381,16 @@ def sfx_engine(rng, n, sr):
     pulses = np.zeros(n)
     idx = np.flatnonzero(np.diff(np.floor(phase)) > 0)
     pulses[idx] = rng.uniform(0.7, 1, idx.size)
-    exhaust = _resonator(pulses, rng.uniform(80, 250), rng.uniform(0.005, 0.02), sr) \
-        + 0.3 * _resonator(pulses, rng.uniform(600, 1500), 0.002, sr)
+    exhaust = _resonator(pulses, rng.uniform(80, 250), rng.uniform(0.005, 0.02), sr) + 0.3 * _resonator(
+        pulses, rng.uniform(600, 1500), 0.002, sr
+    )
     exhaust = exhaust / max(_peak(exhaust), 1e-9) + rng.uniform(0, 0.5) * _hp(pulses, 2000, sr, 1)  # the firing's snap
-    rumble = _lp(rng.standard_normal(n), 400, sr) * 0.2 * _rms(exhaust) / max(_rms(_lp(rng.standard_normal(n), 400, sr)), 1e-9)
+    rumble = (
+        _lp(rng.standard_normal(n), 400, sr)
+        * 0.2
+        * _rms(exhaust)
+        / max(_rms(_lp(rng.standard_normal(n), 400, sr)), 1e-9)
+    )
     return _hp(exhaust + rumble, 20, sr)  # a microphone records no DC
 
 
@@ -381,7 +405,9 @@ def sfx_footsteps(rng, n, sr):
         if gravel:
             s = _bp(rng.standard_normal(length), 500, 6000, sr) * np.exp(-t / 0.04)
         else:
-            s = _resonator(np.r_[np.hanning(int(0.003 * sr)), np.zeros(length)], rng.uniform(90, 200), 0.03, sr)[:length]
+            s = _resonator(np.r_[np.hanning(int(0.003 * sr)), np.zeros(length)], rng.uniform(90, 200), 0.03, sr)[
+                :length
+            ]
             s = s / max(_peak(s), 1e-9) + 0.2 * _bp(rng.standard_normal(length), 1000, 4000, sr) * np.exp(-t / 0.01)
         _add(out, s * rng.uniform(0.6, 1), int(at * sr))
     return out + _lp(rng.standard_normal(n), 2000, sr) * 0.003 * _peak(out)
@@ -392,10 +418,12 @@ def sfx_impact(rng, n, sr):
     out = np.zeros(n)
     hit = np.zeros(n)
     at = int(rng.uniform(0.05, 0.4) * sr)
-    hit[at:at + int(0.001 * sr) + 1] = 1
+    hit[at : at + int(0.001 * sr) + 1] = 1
     base = rng.uniform(300, 1500)
     for k in (1, 2.76, 5.4, 8.93, 13.3):
-        out += _resonator(hit, base * k * rng.uniform(0.98, 1.02), rng.uniform(0.2, 1.5) / k ** 0.5, sr) * rng.uniform(0.3, 1)
+        out += _resonator(hit, base * k * rng.uniform(0.98, 1.02), rng.uniform(0.2, 1.5) / k**0.5, sr) * rng.uniform(
+            0.3, 1
+        )
     return out
 
 
@@ -458,19 +486,44 @@ def sfx_roomtone(rng, n, sr):
     return x / _rms(x) * _lin(-rng.uniform(48, 66))
 
 
-SFX = {"fire": sfx_fire, "rain": sfx_rain, "knocks": sfx_knocks, "engine": sfx_engine, "footsteps": sfx_footsteps,
-       "impact": sfx_impact, "beeps": sfx_beeps, "alarm": sfx_alarm, "drone": sfx_drone, "steam": sfx_steam,
-       "wind": sfx_wind, "roomtone": sfx_roomtone}
-SFX_PROMPTS = {"fire": ("crackling campfire", "fireplace burning"), "rain": ("rain on a window", "heavy rain"),
-               "knocks": ("knocking on a wooden door", "knock knock"), "engine": ("car engine revving", "motorbike idling"),
-               "footsteps": ("footsteps on gravel", "someone walking"), "impact": ("glass being struck", "metal clang"),
-               "beeps": ("microwave beep", "truck reversing beeps"), "alarm": ("fire alarm", "police siren alarm"),
-               "drone": ("low spaceship drone", "electrical hum drone"), "steam": ("steam hissing from a pipe", "kettle steam"),
-               "wind": ("wind howling", "strong wind through trees"),
-               "roomtone": ("quiet room tone", "near silence in an empty hall")}
+SFX = {
+    "fire": sfx_fire,
+    "rain": sfx_rain,
+    "knocks": sfx_knocks,
+    "engine": sfx_engine,
+    "footsteps": sfx_footsteps,
+    "impact": sfx_impact,
+    "beeps": sfx_beeps,
+    "alarm": sfx_alarm,
+    "drone": sfx_drone,
+    "steam": sfx_steam,
+    "wind": sfx_wind,
+    "roomtone": sfx_roomtone,
+}
+SFX_PROMPTS = {
+    "fire": ("crackling campfire", "fireplace burning"),
+    "rain": ("rain on a window", "heavy rain"),
+    "knocks": ("knocking on a wooden door", "knock knock"),
+    "engine": ("car engine revving", "motorbike idling"),
+    "footsteps": ("footsteps on gravel", "someone walking"),
+    "impact": ("glass being struck", "metal clang"),
+    "beeps": ("microwave beep", "truck reversing beeps"),
+    "alarm": ("fire alarm", "police siren alarm"),
+    "drone": ("low spaceship drone", "electrical hum drone"),
+    "steam": ("steam hissing from a pipe", "kettle steam"),
+    "wind": ("wind howling", "strong wind through trees"),
+    "roomtone": ("quiet room tone", "near silence in an empty hall"),
+}
 # defects that are the nature of some effects (asked for by the prompt): not injected there
-NOT_FOR = {"beeps": {"stuck_tone"}, "alarm": {"stuck_tone"}, "drone": {"stuck_tone"},
-           "steam": {"hiss"}, "rain": {"hiss"}, "wind": {"hiss"}, "roomtone": {"silence", "hiss", "early_stop", "stuck_tone"}}
+NOT_FOR = {
+    "beeps": {"stuck_tone"},
+    "alarm": {"stuck_tone"},
+    "drone": {"stuck_tone"},
+    "steam": {"hiss"},
+    "rain": {"hiss"},
+    "wind": {"hiss"},
+    "roomtone": {"silence", "hiss", "early_stop", "stuck_tone"},
+}
 
 
 # --- speech --------------------------------------------------------------------------------------
@@ -504,12 +557,21 @@ def piper_speech() -> tuple[dict[tuple[int, float], np.ndarray], int]:
     from shared.speech.voices import LoadedVoice, VoiceInfo, load_piper_voice
 
     piper, noise_input = load_piper_voice(model, config, threads=1)
-    info = VoiceInfo(id="en_US-joe-medium", name="joe", language="en_US", quality="medium",
-                     sample_rate=int(piper.config.sample_rate), num_speakers=1, speakers=(),
-                     license=None, source="package", model_path=model, config_path=config)
+    info = VoiceInfo(
+        id="en_US-joe-medium",
+        name="joe",
+        language="en_US",
+        quality="medium",
+        sample_rate=int(piper.config.sample_rate),
+        num_speakers=1,
+        speakers=(),
+        license=None,
+        source="package",
+        model_path=model,
+        config_path=config,
+    )
     voice = LoadedVoice(info, piper, noise_input)
-    audio = {k: synthesize(voice, TEXTS[k[0]], SpeechOptions(length_scale=k[1], sentence_silence=0.3))
-             for k in keys}
+    audio = {k: synthesize(voice, TEXTS[k[0]], SpeechOptions(length_scale=k[1], sentence_silence=0.3)) for k in keys}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, sr=voice.sample_rate, **{f"a{j}": audio[k] for j, k in enumerate(keys)})
@@ -561,8 +623,9 @@ def inject(defect: str, x: np.ndarray, sr: int, rng) -> tuple[np.ndarray, dict]:
         z = np.zeros(n)
         length = int(rng.uniform(0.002, 0.03) * sr)
         at = int(rng.uniform(0.1, 0.9) * (n - length))
-        z[at:at + length] = rng.uniform(0.05, 0.8) * np.sin(2 * np.pi * rng.uniform(200, 3000) * _t(length, sr)) \
-            * np.hanning(length)
+        z[at : at + length] = (
+            rng.uniform(0.05, 0.8) * np.sin(2 * np.pi * rng.uniform(200, 3000) * _t(length, sr)) * np.hanning(length)
+        )
         return z, {"mode": mode, "blip_ms": 1000 * length / sr}
     if defect == "clipping":
         over = rng.uniform(2, 12)  # dB of gain into the ceiling
@@ -597,12 +660,12 @@ def inject(defect: str, x: np.ndarray, sr: int, rng) -> tuple[np.ndarray, dict]:
             if bursts:
                 for _ in range(int(rng.integers(3, 8))):
                     g = int(rng.uniform(0.006, 0.02) * sr)
-                    y[at:at + g] = 0.0
+                    y[at : at + g] = 0.0
                     gaps.append(g / sr)
                     at += g + int(rng.uniform(0.02, 0.06) * sr)
             else:
                 g = int(rng.uniform(0.008, 0.3) * sr)
-                y[at:at + g] = 0.0
+                y[at : at + g] = 0.0
                 gaps.append(g / sr)
         return y, {"gaps": gaps}
     if defect == "early_stop":
@@ -628,10 +691,10 @@ def inject(defect: str, x: np.ndarray, sr: int, rng) -> tuple[np.ndarray, dict]:
                 y[at] = sign * amp
             elif shape == "bump":
                 w = int(rng.integers(2, 5))
-                y[at:at + w] += sign * amp * np.hanning(w + 2)[1:-1]
+                y[at : at + w] += sign * amp * np.hanning(w + 2)[1:-1]
             else:  # a spike with a fast exponential tail (a crackle of a bad edit)
                 w = int(rng.integers(3, 6))
-                y[at:at + w] += sign * amp * np.exp(-np.arange(w) / 1.0)
+                y[at : at + w] += sign * amp * np.exp(-np.arange(w) / 1.0)
         return np.clip(y, -1, 1), {"count": count, "shape": shape, "amp": amp}
     raise ValueError(defect)
 

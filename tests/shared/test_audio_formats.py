@@ -64,14 +64,29 @@ def test_unknown_format_lists_the_supported_ones():
     assert formats.check_format("MP3").name == "mp3" and formats.check_format(".ogg").name == "ogg"
 
 
-@pytest.mark.parametrize("accept, expected", [
-    (None, "wav"), ("", "wav"), ("*/*", "wav"), ("audio/*", "wav"),
-    ("audio/mpeg", "mp3"), ("audio/flac", "flac"), ("audio/x-flac", "flac"), ("audio/ogg", "ogg"),
-    ("audio/ogg; codecs=opus", "opus"), ("audio/opus", "opus"), ("audio/wav", "wav"),
-    ("audio/opus;q=0.4, audio/mpeg;q=0.8", "mp3"), ("audio/flac;q=0.2, audio/*;q=0.5", "wav"),
-    ("audio/webm, audio/ogg, audio/*;q=0.9", "ogg"), ("text/html, */*;q=0.1", "wav"),
-    ("text/html", None), ("audio/webm", None), ("audio/mpeg;q=0", None),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        (None, "wav"),
+        ("", "wav"),
+        ("*/*", "wav"),
+        ("audio/*", "wav"),
+        ("audio/mpeg", "mp3"),
+        ("audio/flac", "flac"),
+        ("audio/x-flac", "flac"),
+        ("audio/ogg", "ogg"),
+        ("audio/ogg; codecs=opus", "opus"),
+        ("audio/opus", "opus"),
+        ("audio/wav", "wav"),
+        ("audio/opus;q=0.4, audio/mpeg;q=0.8", "mp3"),
+        ("audio/flac;q=0.2, audio/*;q=0.5", "wav"),
+        ("audio/webm, audio/ogg, audio/*;q=0.9", "ogg"),
+        ("text/html, */*;q=0.1", "wav"),
+        ("text/html", None),
+        ("audio/webm", None),
+        ("audio/mpeg;q=0", None),
+    ],
+)
 def test_negotiation(accept, expected):
     assert formats.negotiate(accept) == expected
 
@@ -96,8 +111,10 @@ def test_converted_once_and_cached_beside_the_wav(tmp_path, monkeypatch):
     real = formats.convert
     monkeypatch.setattr(formats, "convert", lambda wav, fmt: calls.append(fmt) or real(wav, fmt))
     keys = []
-    threads = [threading.Thread(target=lambda: keys.append(formats.ensure_format(store, "sounds/abc/audio.wav", "mp3")))
-               for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(formats.ensure_format(store, "sounds/abc/audio.wav", "mp3")))
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -117,12 +134,16 @@ def test_peaks_match_a_direct_computation():
     got = np.array(peaks.compute_peaks(audio, 100))
     edges = (np.arange(101) * 10007) // 100
     for i in range(100):
-        span = audio[edges[i]:edges[i + 1]]
+        span = audio[edges[i] : edges[i + 1]]
         assert got[i, 0] == pytest.approx(span.min(), abs=1e-4) and got[i, 1] == pytest.approx(span.max(), abs=1e-4)
 
 
 def test_peaks_edge_cases():
-    assert peaks.compute_peaks(np.array([0.1, -0.2, 0.3], dtype=np.float32), 10) == [[0.1, 0.1], [-0.2, -0.2], [0.3, 0.3]]
+    assert peaks.compute_peaks(np.array([0.1, -0.2, 0.3], dtype=np.float32), 10) == [
+        [0.1, 0.1],
+        [-0.2, -0.2],
+        [0.3, 0.3],
+    ]
     assert peaks.compute_peaks(np.zeros(0, dtype=np.float32), 5) == []
     with pytest.raises(ValueError):
         peaks.compute_peaks(np.zeros(10, dtype=np.float32), 0)

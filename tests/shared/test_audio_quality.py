@@ -160,24 +160,24 @@ def test_dc_offset(signals):
 @pytest.mark.parametrize("sr", RATES)
 def test_dropouts(sr):
     x = music(sr)
-    x[int(1.5 * sr):int(1.58 * sr)] = 0.0
+    x[int(1.5 * sr) : int(1.58 * sr)] = 0.0
     report = analyze(x, sr)
     assert_flags_alone(report, "dropout")
     issue = next(i for i in report.issues if i.code == "dropout")
     assert issue.value == pytest.approx(80, abs=2) and "1.50 s" in issue.message
     rain = corpus.sfx_rain(rng(10), 4 * sr, sr)
-    rain[int(2 * sr):int(2.03 * sr)] = 0.0
+    rain[int(2 * sr) : int(2.03 * sr)] = 0.0
     assert_flags_alone(analyze((rain / np.abs(rain).max() * 0.5).astype(np.float32), sr, "sfx"), "dropout")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_content_that_stops_early(kind):
     x = music(seconds=5.0)
-    x[int(0.4 * x.size):] = 0.0
+    x[int(0.4 * x.size) :] = 0.0
     assert_flags_alone(analyze(x, SR, kind), "early_stop")
     faded = music(seconds=5.0)
     cut = int(0.3 * faded.size)
-    faded[cut - SR // 10:cut] *= np.linspace(1, 0, SR // 10)  # a fade, then nothing for 70%
+    faded[cut - SR // 10 : cut] *= np.linspace(1, 0, SR // 10)  # a fade, then nothing for 70%
     faded[cut:] = 0.0
     assert_flags_alone(analyze(faded, SR, kind), "early_stop")
 
@@ -210,7 +210,7 @@ def test_clicks_and_single_sample_spikes(sr):
     if sr > 16000:  # (at 16 kHz a bright melody's own edges are as sharp as a 4-sample bump)
         short = music(sr)
         at = int(2 * sr)
-        short[at:at + 4] += 0.5 * np.hanning(6)[1:-1]  # a 4-sample click
+        short[at : at + 4] += 0.5 * np.hanning(6)[1:-1]  # a 4-sample click
         assert_flags_alone(analyze(short, sr), "clicks")
 
 
@@ -403,7 +403,7 @@ def test_near_silence_and_a_blip_in_silence(kind):
         quiet = (x / np.sqrt(np.mean(x**2)) * 10 ** (rms_db / 20)).astype(np.float32)
         assert_flags_alone(analyze(quiet, SR, kind), "silence")
     blip = np.zeros(4 * SR, dtype=np.float32)
-    blip[SR:SR + 320] = 0.5 * np.hanning(320)  # 10 ms
+    blip[SR : SR + 320] = 0.5 * np.hanning(320)  # 10 ms
     assert_flags_alone(analyze(blip, SR, kind), "silence")
     room = corpus_b.sfx_roomtone(rng(17), 3 * SR, SR)
     room = (room / np.sqrt(np.mean(room**2)) * 10 ** (-60 / 20)).astype(np.float32)  # a quiet room, -60 dBFS

@@ -17,9 +17,17 @@ from shared.audio.quality import analyze, thresholds_for
 from tests.shared.audio_corpus import DEFECTS_FOR, HELD_OUT_SEEDS, KINDS, TUNE_SEEDS, corpus
 
 # the analyzer's issue code for each injected defect
-EXPECTED_CODE = {"silence": "silence", "clipping": "clipping", "broad_noise": "noise_like", "hiss": "hf_noise",
-                 "dc_offset": "dc_offset", "dropout": "dropout", "early_stop": "early_stop",
-                 "stuck_tone": "stuck_tone", "clicks": "clicks"}
+EXPECTED_CODE = {
+    "silence": "silence",
+    "clipping": "clipping",
+    "broad_noise": "noise_like",
+    "hiss": "hf_noise",
+    "dc_offset": "dc_offset",
+    "dropout": "dropout",
+    "early_stop": "early_stop",
+    "stuck_tone": "stuck_tone",
+    "clicks": "clicks",
+}
 
 
 HALVES = {"held_out": HELD_OUT_SEEDS, "tune": TUNE_SEEDS[:300]}  # (half the tune range: run time)
@@ -52,8 +60,10 @@ def test_detection_and_false_positive_rates(held_out):
     for kind in KINDS:
         detection = sum(flagged[(kind, True)]) / len(flagged[(kind, True)])
         false_positive = sum(flagged[(kind, False)]) / len(flagged[(kind, False)])
-        lines.append(f"{kind}: detection {detection:.1%} of {len(flagged[(kind, True)])}, "
-                     f"false positives {false_positive:.1%} of {len(flagged[(kind, False)])}")
+        lines.append(
+            f"{kind}: detection {detection:.1%} of {len(flagged[(kind, True)])}, "
+            f"false positives {false_positive:.1%} of {len(flagged[(kind, False)])}"
+        )
         assert detection >= 0.95, lines
         assert false_positive <= 0.03, lines
     print("\n" + "\n".join(lines))

@@ -24,8 +24,9 @@ HALVES = {"tune": corpus_b.TUNE_SEEDS, "held_out": corpus_b.HELD_OUT_SEEDS}
 def analyzed(request):
     assert not set(corpus_b.TUNE_SEEDS) & set(corpus_b.HELD_OUT_SEEDS)
     clips = corpus_b.corpus(HALVES[request.param])
-    return request.param, [(c, analyze(c.samples, c.sample_rate, c.kind, thresholds_for(c.kind), prompt=c.prompt))
-                           for c in clips]
+    return request.param, [
+        (c, analyze(c.samples, c.sample_rate, c.kind, thresholds_for(c.kind), prompt=c.prompt)) for c in clips
+    ]
 
 
 def test_corpus_covers_kinds_rates_bases_and_defects(analyzed):
@@ -36,8 +37,14 @@ def test_corpus_covers_kinds_rates_bases_and_defects(analyzed):
         defects = {d for c, _ in results if c.kind == kind and c.defect for d in [c.defect]}
         assert len(defects) >= 7, (kind, defects)
     assert {c.sample_rate for c, _ in results} == {16000, 22050, 24000, 32000, 44100}
-    assert {c.base for c, _ in results if c.kind == "sfx" and c.defect is None} >= {"fire", "rain", "knocks", "engine",
-                                                                                      "beeps", "steam"}
+    assert {c.base for c, _ in results if c.kind == "sfx" and c.defect is None} >= {
+        "fire",
+        "rain",
+        "knocks",
+        "engine",
+        "beeps",
+        "steam",
+    }
     assert any(c.params.get("mode") == "blip" for c, _ in results)
     assert any(c.params.get("mode") == "near" for c, _ in results)
 
@@ -50,8 +57,10 @@ def test_recall_and_false_alarms_per_kind(analyzed):
     lines = []
     for kind in corpus_b.KINDS:
         bad, good = flagged[(kind, True)], flagged[(kind, False)]
-        lines.append(f"{half} {kind}: recall {sum(bad) / len(bad):.1%} of {len(bad)}, "
-                     f"false alarms {sum(good) / len(good):.1%} of {len(good)}")
+        lines.append(
+            f"{half} {kind}: recall {sum(bad) / len(bad):.1%} of {len(bad)}, "
+            f"false alarms {sum(good) / len(good):.1%} of {len(good)}"
+        )
     wrong = [f"{c.name}: {[i.code for i in r.failing]}" for c, r in results if (c.defect is None) != r.is_good]
     for kind in corpus_b.KINDS:
         bad, good = flagged[(kind, True)], flagged[(kind, False)]

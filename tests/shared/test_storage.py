@@ -42,8 +42,22 @@ def test_missing_objects(store):
         store.stream("nope")
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "", ".hidden",
-                                 "a/./b", "a\\b", "a/b/", "x" * 600, "sounds/\x00/a"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../etc/passwd",
+        "/etc/passwd",
+        "a/../../b",
+        "a//b",
+        "",
+        ".hidden",
+        "a/./b",
+        "a\\b",
+        "a/b/",
+        "x" * 600,
+        "sounds/\x00/a",
+    ],
+)
 def test_keys_cannot_escape_the_root(store, key):
     with pytest.raises(InvalidKey):
         store.put(key, b"x")

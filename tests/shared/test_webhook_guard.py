@@ -16,8 +16,19 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared.domain.events import Throttle
-from shared.domain.webhooks import (Allowlist, UnsafeWebhookURL, encode_body, forbidden_reason, new_secret, next_delay,
-                             parse_retry_after, resolve_checked, send, sign, signed_headers)
+from shared.domain.webhooks import (
+    Allowlist,
+    UnsafeWebhookURL,
+    encode_body,
+    forbidden_reason,
+    new_secret,
+    next_delay,
+    parse_retry_after,
+    resolve_checked,
+    send,
+    sign,
+    signed_headers,
+)
 from tests.conftest import ROOT
 
 PUBLIC = "93.184.215.14"  # a public address (never contacted: these tests resolve with fakes)
@@ -29,10 +40,12 @@ def resolver_for(table: dict[str, list[str]]):
         if host not in table:
             raise OSError(f"unknown host {host}")
         return table[host]
+
     return resolve
 
 
 # --- signatures ------------------------------------------------------------------------------------
+
 
 def test_secret_format():
     secret = new_secret()
@@ -42,15 +55,17 @@ def test_secret_format():
 
 def test_signature_verifies_with_the_reference_implementation():
     secret = new_secret()
-    body = encode_body({"type": "job.succeeded", "timestamp": "2026-11-26T05:00:00+00:00",
-                        "data": {"id": "x", "prompt": "naïve café"}})
+    body = encode_body(
+        {"type": "job.succeeded", "timestamp": "2026-11-26T05:00:00+00:00", "data": {"id": "x", "prompt": "naïve café"}}
+    )
     headers = signed_headers([secret], "msg_abc", body)
     assert headers["webhook-signature"].startswith("v1,") and headers["webhook-id"] == "msg_abc"
     assert Webhook(secret).verify(body, headers)["data"]["prompt"] == "naïve café"
     # the reference signer agrees byte for byte
     ts = int(headers["webhook-timestamp"])
     assert Webhook(secret).sign("msg_abc", datetime.fromtimestamp(ts, timezone.utc), body) == sign(
-        secret, "msg_abc", ts, body)
+        secret, "msg_abc", ts, body
+    )
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body.replace("succeeded", "failed"), headers)
     with pytest.raises(WebhookVerificationError):
@@ -68,15 +83,31 @@ def test_during_rotation_both_secrets_sign():
 
 # --- the SSRF guard ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("address, reason", [
-    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("::1", "loopback"),
-    ("10.1.2.3", "private"), ("172.16.5.4", "private"), ("192.168.1.10", "private"), ("fd12:3456::1", "private"),
-    ("169.254.169.254", "metadata"), ("fd00:ec2::254", "metadata"), ("169.254.10.20", "link-local"),
-    ("fe80::1", "link-local"), ("224.0.0.251", "multicast"), ("ff02::1", "multicast"),
-    ("0.0.0.0", "unspecified"), ("::ffff:10.0.0.1", "private"), ("::ffff:169.254.169.254", "metadata"),
-    ("2002:7f00:1::", "loopback"),  # 6to4 for 127.0.0.1
-    ("100.64.0.1", "not a public"), ("240.0.0.1", "private"),  # reserved ranges count as private
-])
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.10", "private"),
+        ("fd12:3456::1", "private"),
+        ("169.254.169.254", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("169.254.10.20", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.251", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::ffff:10.0.0.1", "private"),
+        ("::ffff:169.254.169.254", "metadata"),
+        ("2002:7f00:1::", "loopback"),  # 6to4 for 127.0.0.1
+        ("100.64.0.1", "not a public"),
+        ("240.0.0.1", "private"),  # reserved ranges count as private
+    ],
+)
 def test_forbidden_addresses_are_refused(address, reason):
     import ipaddress
 
@@ -89,12 +120,14 @@ def test_forbidden_addresses_are_refused(address, reason):
 
 
 def test_public_addresses_pass_and_every_address_is_checked():
-    ok = resolve_checked("https://hooks.example.test/in?x=1", NOBODY,
-                         resolver_for({"hooks.example.test": [PUBLIC, "2606:4700::1111"]}))
+    ok = resolve_checked(
+        "https://hooks.example.test/in?x=1", NOBODY, resolver_for({"hooks.example.test": [PUBLIC, "2606:4700::1111"]})
+    )
     assert ok.addresses == (PUBLIC, "2606:4700::1111") and ok.host_header == "hooks.example.test" and ok.port == 443
     with pytest.raises(UnsafeWebhookURL, match="10.0.0.7"):  # one bad answer among good ones
-        resolve_checked("https://hooks.example.test/in", NOBODY,
-                        resolver_for({"hooks.example.test": [PUBLIC, "10.0.0.7"]}))
+        resolve_checked(
+            "https://hooks.example.test/in", NOBODY, resolver_for({"hooks.example.test": [PUBLIC, "10.0.0.7"]})
+        )
 
 
 def test_localhost_and_numeric_tricks_resolve_to_loopback():
@@ -103,11 +136,18 @@ def test_localhost_and_numeric_tricks_resolve_to_loopback():
             resolve_checked(url, NOBODY)
 
 
-@pytest.mark.parametrize("url, message", [
-    ("ftp://example.com/x", "http"), ("file:///etc/passwd", "http"), ("javascript:alert(1)", "http"),
-    ("http:///nohost", "host"), ("http://user:pw@example.com/", "credentials"), ("http://exa mple.com/", "white"),
-    ("http://example.com:99999/", "(?i)port"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("ftp://example.com/x", "http"),
+        ("file:///etc/passwd", "http"),
+        ("javascript:alert(1)", "http"),
+        ("http:///nohost", "host"),
+        ("http://user:pw@example.com/", "credentials"),
+        ("http://exa mple.com/", "white"),
+        ("http://example.com:99999/", "(?i)port"),
+    ],
+)
 def test_malformed_urls_are_refused(url, message):
     with pytest.raises(UnsafeWebhookURL, match=message):
         resolve_checked(url, NOBODY, resolver_for({"example.com": [PUBLIC]}))
@@ -120,8 +160,11 @@ def test_unresolvable_host_is_refused():
 
 def test_allowlist_admits_hosts_addresses_and_ranges_but_never_metadata():
     allow = Allowlist.parse(" 127.0.0.1, 10.0.0.0/8 ,receiver.internal, [fd00:1::5] ")
-    table = {"receiver.internal": ["192.168.7.7"], "other.internal": ["192.168.7.7"],
-             "meta.internal": ["169.254.169.254"]}
+    table = {
+        "receiver.internal": ["192.168.7.7"],
+        "other.internal": ["192.168.7.7"],
+        "meta.internal": ["169.254.169.254"],
+    }
     resolve = resolver_for(table)
     assert resolve_checked("http://127.0.0.1:8000/h", allow, resolve).addresses == ("127.0.0.1",)
     assert resolve_checked("http://10.20.30.40/h", allow, resolve).addresses == ("10.20.30.40",)
@@ -162,8 +205,14 @@ def test_send_connects_to_the_checked_address_with_the_original_host(receiver):
         return ["127.0.0.1"]
 
     body = encode_body({"type": "job.started"})
-    result = send(f"http://receiver.example.test:{rx.port}/pinned", body, {"webhook-id": "msg_2"},
-                  allowlist=allow, timeout=5, resolver=resolve)
+    result = send(
+        f"http://receiver.example.test:{rx.port}/pinned",
+        body,
+        {"webhook-id": "msg_2"},
+        allowlist=allow,
+        timeout=5,
+        resolver=resolve,
+    )
     assert result.status_code == 204 and result.ok and result.address == "127.0.0.1" and result.error is None
     assert calls == [("receiver.example.test", rx.port)]  # resolved once, by the guard
     got = rx.requests("/pinned")
@@ -183,6 +232,7 @@ def test_send_reports_connection_failures_and_redirects_are_not_followed(receive
 
 
 # --- retries ----------------------------------------------------------------------------------------
+
 
 def test_retry_delays_follow_the_schedule_with_jitter():
     schedule = [5, 300, 1800]
@@ -215,9 +265,12 @@ def test_progress_throttle_allows_one_event_a_second():
 
 
 def test_webhook_worker_module_needs_no_torch():
-    code = ("import sys, worker.webhooks, soundbox.cli; "
-            "print(json.dumps(sorted(m for m in ('torch', 'audiocraft', 'worker.engines') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        "import sys, worker.webhooks, soundbox.cli; "
+        "print(json.dumps(sorted(m for m in ('torch', 'audiocraft', 'worker.engines') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []

@@ -53,6 +53,7 @@ def expected_length(duration: float, sample_rate: int) -> int:
 
 # --- tiny checkpoints ----------------------------------------------------------------------------
 
+
 def _state(path: Path) -> dict:
     return torch.load(path, map_location="cpu")  # torch's default weights_only=True
 
@@ -109,6 +110,7 @@ def test_tiny_checkpoints_concurrent_creation(tmp_path):
 
 # --- audiocraft engines --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model_id", AUDIOCRAFT_MODELS)
 def test_generates_one_second(models, tiny_settings, model_id):
     engine = models.get(model_id)
@@ -128,7 +130,9 @@ def test_generates_one_second(models, tiny_settings, model_id):
 def test_batch_with_different_durations(models, model_id):
     engine = models.get(model_id)
     durations = [1.37, 0.5]
-    clips = engine.generate([GenerationRequest("a", durations[0], seed=3), GenerationRequest("b", durations[1], seed=4)])
+    clips = engine.generate(
+        [GenerationRequest("a", durations[0], seed=3), GenerationRequest("b", durations[1], seed=4)]
+    )
     assert [c.samples.shape for c in clips] == [(1, expected_length(d, engine.sample_rate)) for d in durations]
     assert all(np.isfinite(c.samples).all() for c in clips)
 
@@ -170,6 +174,7 @@ def test_rejects_non_positive_duration(models):
 
 
 # --- attention routing (the MAGNeT workaround) ---------------------------------------------------
+
 
 def _reference_attention(q, k, v, bias):
     """Plain softmax attention in [B, T, H, D] layout with an additive [B|1, H, Tq, Tk] bias."""
@@ -242,6 +247,7 @@ def test_musicgen_identical_on_audiocraft_torch_backend(models, monkeypatch):
 
 # --- checkpoint resolution for the default catalog -----------------------------------------------
 
+
 @pytest.fixture
 def default_settings(tmp_path, monkeypatch) -> Settings:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -249,11 +255,14 @@ def default_settings(tmp_path, monkeypatch) -> Settings:
     return Settings(catalog="default", models_dir=tmp_path / "models")
 
 
-@pytest.mark.parametrize("model_id, references", [
-    ("music", ["facebook/encodec_32khz", "t5-base"]),
-    ("audio", ["t5-large"]),
-    ("magnet", ["facebook/encodec_32khz", "t5-base"]),
-])
+@pytest.mark.parametrize(
+    "model_id, references",
+    [
+        ("music", ["facebook/encodec_32khz", "t5-base"]),
+        ("audio", ["t5-large"]),
+        ("magnet", ["facebook/encodec_32khz", "t5-base"]),
+    ],
+)
 def test_default_catalog_without_weights_says_what_to_download(default_settings, tmp_path, model_id, references):
     spec = get_catalog(default_settings)[model_id]
     start = time.monotonic()
@@ -329,6 +338,7 @@ def test_missing_referenced_repo_raises_model_unavailable(default_settings, tiny
 
 # --- Piper ---------------------------------------------------------------------------------------
 
+
 def test_piper_speaks(models, tiny_settings):
     engine = models.get("voice")
     text = "Hello there. This is a short test of the speech engine."
@@ -338,7 +348,7 @@ def test_piper_speaks(models, tiny_settings):
     assert clip.samples.dtype == np.float32 and clip.samples.ndim == 2 and clip.samples.shape[0] == 1
     seconds = clip.samples.shape[1] / clip.sample_rate
     assert 1.5 < seconds < 8  # eleven words
-    rms = float(np.sqrt(np.mean(clip.samples ** 2)))
+    rms = float(np.sqrt(np.mean(clip.samples**2)))
     assert rms > 0.02 and np.abs(clip.samples).max() <= 1.0
     assert seen[0] < 1.0 and seen[-1] == 1.0 and seen == sorted(seen)  # per sentence, then done
 
@@ -385,6 +395,7 @@ def test_piper_voices_dir(tmp_path):
 
 # --- long audio in windows, sampling controls ----------------------------------------------------
 
+
 def test_music_beyond_its_window_generates_every_window_with_progress(models, monkeypatch):
     engine = models.get("music")
     assert engine.model.max_duration == 10 and engine.extend_stride == 5  # the tiny catalog's short window
@@ -422,8 +433,9 @@ def test_controls_change_the_sampling_and_seed_reproduces(models):
 
 def test_magnet_takes_its_controls(models):
     engine = models.get("magnet")
-    [clip] = engine.generate([GenerationRequest("x", 10.0, seed=1, controls={"decoding_steps": [3, 2, 2, 2],
-                                                                           "cfg_coef": 4.0, "top_p": 0.5})])
+    [clip] = engine.generate(
+        [GenerationRequest("x", 10.0, seed=1, controls={"decoding_steps": [3, 2, 2, 2], "cfg_coef": 4.0, "top_p": 0.5})]
+    )
     params = engine.model.generation_params
     assert params["decoding_steps"] == [3, 2, 2, 2] and params["max_cfg_coef"] == 4.0 and params["top_p"] == 0.5
     assert np.isfinite(clip.samples).all()
@@ -431,5 +443,6 @@ def test_magnet_takes_its_controls(models):
 
 def test_clips_of_a_batch_must_share_controls(models):
     with pytest.raises(ValueError, match="share their sampling controls"):
-        models.get("audio").generate([GenerationRequest("a", 1.0, seed=0, controls={"top_k": 5}),
-                                      GenerationRequest("b", 1.0, seed=0)])
+        models.get("audio").generate(
+            [GenerationRequest("a", 1.0, seed=0, controls={"top_k": 5}), GenerationRequest("b", 1.0, seed=0)]
+        )

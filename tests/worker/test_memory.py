@@ -91,23 +91,47 @@ def models_dir(tmp_path_factory):
 
 
 def settings_for(models_dir, **overrides) -> Settings:
-    values = {"catalog": "tiny", "models_dir": models_dir, "memory_margin_gb": 0.1, "memory_wait_seconds": 0.5,
-              "warmup": False, **overrides}
+    values = {
+        "catalog": "tiny",
+        "models_dir": models_dir,
+        "memory_margin_gb": 0.1,
+        "memory_wait_seconds": 0.5,
+        "warmup": False,
+        **overrides,
+    }
     return Settings(**values)
 
 
 def catalog_with(settings: Settings, gb_each: dict[str, float]) -> dict:
     """The tiny catalog with the memory estimates of a test scenario."""
     catalog = get_catalog(settings)
-    return {k: dataclasses.replace(v, memory_gb=gb_each.get(k, v.memory_gb), item_memory_gb=0.05)
-            for k, v in catalog.items()}
+    return {
+        k: dataclasses.replace(v, memory_gb=gb_each.get(k, v.memory_gb), item_memory_gb=0.05)
+        for k, v in catalog.items()
+    }
 
 
-def manager_for(models_dir, device: SimulatedDevice, sizes: dict[str, float], *, engine_factory=load_engine,
-                warmer=None, clock=time.monotonic, **overrides) -> MemoryManager:
+def manager_for(
+    models_dir,
+    device: SimulatedDevice,
+    sizes: dict[str, float],
+    *,
+    engine_factory=load_engine,
+    warmer=None,
+    clock=time.monotonic,
+    **overrides,
+) -> MemoryManager:
     settings = settings_for(models_dir, **overrides)
-    return MemoryManager(catalog_with(settings, sizes), settings, "cuda:0", probe=device,
-                         loader=device.loader(engine_factory), warmer=warmer, clock=clock, poll_seconds=0.05)
+    return MemoryManager(
+        catalog_with(settings, sizes),
+        settings,
+        "cuda:0",
+        probe=device,
+        loader=device.loader(engine_factory),
+        warmer=warmer,
+        clock=clock,
+        poll_seconds=0.05,
+    )
 
 
 SIZES = {"music": 0.3, "audio": 0.3, "magnet": 0.3, "voice": 0.3}
@@ -120,6 +144,7 @@ def use(manager: MemoryManager, model_id: str) -> None:
 
 
 # --- eviction ------------------------------------------------------------------------------------
+
 
 def test_loads_on_demand_and_records_the_footprint(models_dir):
     device = SimulatedDevice(2.0, sizes_gb={"music": 0.42})
@@ -193,6 +218,7 @@ def test_concurrent_leases_load_once_and_count(models_dir):
 
 # --- waiting for memory --------------------------------------------------------------------------
 
+
 def test_waits_a_bounded_time_then_fails_naming_need_and_holders(models_dir):
     device = SimulatedDevice(1.0, others_gb=0.5)  # an LLM server holds half the card
     manager = manager_for(models_dir, device, SIZES)
@@ -258,6 +284,7 @@ def test_failed_load_leaves_the_model_unloaded(models_dir, tmp_path, monkeypatch
 
 # --- idle unload ---------------------------------------------------------------------------------
 
+
 def test_idle_models_unload_after_the_timeout(models_dir):
     now = [1000.0]
     device = SimulatedDevice(4.0)
@@ -278,6 +305,7 @@ def test_idle_models_unload_after_the_timeout(models_dir):
 
 
 # --- preload and warm-up -------------------------------------------------------------------------
+
 
 def test_preload_follows_free_memory(models_dir):
     enough = SimulatedDevice(8.0, others_gb=2.5)  # 5.5 GB free: the seed's rule preloads AudioGen
@@ -324,6 +352,7 @@ def test_fresh_model_warms_up_before_the_first_lease(models_dir):
 
 # --- out of memory during generation ------------------------------------------------------------
 
+
 class OomOnceMusicGen(MusicGenEngine):
     """The real MusicGen engine, whose first ``failures`` generations run out of CUDA memory."""
 
@@ -345,8 +374,9 @@ class OomAlwaysMusicGen(OomOnceMusicGen):
 
 
 def factory(cls):
-    return lambda spec, settings, device: cls(spec, settings, device) if spec.id == "music" \
-        else load_engine(spec, settings, device)
+    return lambda spec, settings, device: (
+        cls(spec, settings, device) if spec.id == "music" else load_engine(spec, settings, device)
+    )
 
 
 def test_oom_frees_idle_models_and_retries_once(models_dir):

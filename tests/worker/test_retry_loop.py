@@ -43,7 +43,9 @@ class ScriptedEngine(Engine):
     def sample_rate(self) -> int:
         return SR
 
-    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GeneratedAudio]:
         out = []
         for request in requests:
             what = self.script[len(self.seeds)]
@@ -53,8 +55,12 @@ class ScriptedEngine(Engine):
             n = round(request.duration * SR)
             rng = np.random.default_rng(request.seed)
             chords = music_chords(rng, n, SR) * 0.5
-            samples = {"good": chords, "clipped": inject("clipping", chords, SR, rng, "music")[0],
-                       "noise": rng.normal(0, 0.1, n), "silent": np.zeros(n)}[what]
+            samples = {
+                "good": chords,
+                "clipped": inject("clipping", chords, SR, rng, "music")[0],
+                "noise": rng.normal(0, 0.1, n),
+                "silent": np.zeros(n),
+            }[what]
             if progress is not None:
                 progress(1.0)
             out.append(GeneratedAudio(samples[None].astype(np.float32), SR))
@@ -66,8 +72,9 @@ def claimed(database, redis_client):
     """A music job claimed by this test's worker name, as the pipeline finds it."""
     with session_scope() as s:
         account = create_account_with_key(s, f"retry-{uuid.uuid4().hex[:8]}", "creator").account
-        job = Job(account_id=account.id, model="music",
-                  params=JobParams(prompt="calm piano", duration=1.5, seed=41).to_row())
+        job = Job(
+            account_id=account.id, model="music", params=JobParams(prompt="calm piano", duration=1.5, seed=41).to_row()
+        )
         s.add(job)
     worker = f"test-{uuid.uuid4().hex[:8]}"
     taken = jobs.claim(job.id, worker, lease_seconds=30)

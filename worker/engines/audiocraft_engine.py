@@ -25,12 +25,20 @@ from shared.domain.catalog import AUDIOCRAFT_FILES, ModelSpec, hub_cache_dir, lo
 from shared.settings import Settings
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable, ProgressFn
 
-
 # --- attention: serve audiocraft's xformers path with torch SDPA --------------------------------
 
-def _sdpa_memory_efficient_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                                     attn_bias: Any = None, p: float = 0.0, scale: float | None = None,
-                                     *, op: Any = None, output_dtype: torch.dtype | None = None) -> torch.Tensor:
+
+def _sdpa_memory_efficient_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_bias: Any = None,
+    p: float = 0.0,
+    scale: float | None = None,
+    *,
+    op: Any = None,
+    output_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """``xformers.ops.memory_efficient_attention`` computed by ``scaled_dot_product_attention``.
 
     Layout [B, T, H, D] in and out (SDPA wants [B, H, T, D]). ``attn_bias`` is None, an additive
@@ -51,7 +59,8 @@ def _sdpa_memory_efficient_attention(query: torch.Tensor, key: torch.Tensor, val
     elif attn_bias is not None:
         mask = attn_bias.to(q.dtype)
     out = torch.nn.functional.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal, scale=scale)
+        q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal, scale=scale
+    )
     out = out.transpose(1, 2)
     return out if output_dtype is None else out.to(output_dtype)
 
@@ -92,6 +101,7 @@ def route_memory_efficient_attention_to_sdpa() -> None:
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
+
 def resolve_checkpoint(spec: ModelSpec, settings: Settings, references: Sequence[str] = ()) -> str:
     """A local directory holding ``spec``'s checkpoint, for ``get_pretrained``.
 
@@ -110,7 +120,9 @@ def resolve_checkpoint(spec: ModelSpec, settings: Settings, references: Sequence
     snapshot = _hub_snapshot(spec.checkpoint)
     if snapshot is not None:
         return str(snapshot)
-    raise ModelUnavailable(f"{spec.checkpoint} is not on this machine: {_download_hint(spec.checkpoint, local, references)}")
+    raise ModelUnavailable(
+        f"{spec.checkpoint} is not on this machine: {_download_hint(spec.checkpoint, local, references)}"
+    )
 
 
 def _hub_snapshot(repo_id: str) -> Path | None:
@@ -128,10 +140,12 @@ def _hub_snapshot(repo_id: str) -> Path | None:
 def _download_hint(repo_id: str, local: Path, references: Sequence[str]) -> str:
     """What to download and where to put it."""
     commands = " && ".join(f"hf download {repo}" for repo in (repo_id, *references))
-    hint = (f"where there is internet, run `{commands}` (older huggingface_hub: "
-            f"`huggingface-cli download` instead of `hf download`) and copy the hub cache "
-            f"({hub_cache_dir(repo_id).parent}) to this machine, "
-            f"or put {' and '.join(AUDIOCRAFT_FILES)} in {local}")
+    hint = (
+        f"where there is internet, run `{commands}` (older huggingface_hub: "
+        f"`huggingface-cli download` instead of `hf download`) and copy the hub cache "
+        f"({hub_cache_dir(repo_id).parent}) to this machine, "
+        f"or put {' and '.join(AUDIOCRAFT_FILES)} in {local}"
+    )
     if references:
         hint += f" (the official checkpoint also loads {' and '.join(references)} from the hub cache)"
     return hint
@@ -159,6 +173,7 @@ def _hub_offline() -> Iterator[None]:
 
 
 # --- engine --------------------------------------------------------------------------------------
+
 
 class AudiocraftEngine(Engine):
     """Text to audio with an audiocraft ``BaseGenModel``.
@@ -208,10 +223,15 @@ class AudiocraftEngine(Engine):
 
     def configure(self, seconds: float, controls: dict[str, Any]) -> None:
         """Prepare the model to generate at least ``seconds`` of audio with ``controls``."""
-        self.model.set_generation_params(duration=self._generation_duration(seconds),
-                                         extend_stride=self.extend_stride, **_autoregressive_params(controls))
+        self.model.set_generation_params(
+            duration=self._generation_duration(seconds),
+            extend_stride=self.extend_stride,
+            **_autoregressive_params(controls),
+        )
 
-    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GeneratedAudio]:
         if not requests:
             return []
         for r in requests:

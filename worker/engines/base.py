@@ -48,7 +48,9 @@ class Engine(ABC):
     def sample_rate(self) -> int: ...
 
     @abstractmethod
-    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GeneratedAudio]:
         """Generate one clip per request, in order."""
 
     def close(self) -> None:

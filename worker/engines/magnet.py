@@ -27,8 +27,14 @@ class MagnetEngine(AudiocraftEngine):
 
     def configure(self, seconds: float, controls: dict[str, Any]) -> None:
         if seconds > self.segment_duration:
-            raise ValueError(f"MAGNeT {self.spec.hub_id or 'model'} makes at most {self.segment_duration:g} s, "
-                             f"got {seconds:g} s")
-        names = {"top_k": "top_k", "top_p": "top_p", "temperature": "temperature", "cfg_coef": "max_cfg_coef",
-                 "decoding_steps": "decoding_steps"}
+            raise ValueError(
+                f"MAGNeT {self.spec.hub_id or 'model'} makes at most {self.segment_duration:g} s, got {seconds:g} s"
+            )
+        names = {
+            "top_k": "top_k",
+            "top_p": "top_p",
+            "temperature": "temperature",
+            "cfg_coef": "max_cfg_coef",
+            "decoding_steps": "decoding_steps",
+        }
         self.model.set_generation_params(**{names[k]: v for k, v in controls.items() if k in names})

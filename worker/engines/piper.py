@@ -25,8 +25,9 @@ class PiperEngine(Engine):
     def __init__(self, spec: ModelSpec, settings: Settings, device: str):
         super().__init__(spec, device)
         self.settings = settings
-        self._voices = VoiceCache(settings.speech_voice_cache_size, cuda=device.startswith("cuda"),
-                                  threads=settings.speech_threads)
+        self._voices = VoiceCache(
+            settings.speech_voice_cache_size, cuda=device.startswith("cuda"), threads=settings.speech_threads
+        )
         self._voice(spec.checkpoint)  # load the default voice now: fail early, know the sample rate
 
     @property
@@ -34,7 +35,9 @@ class PiperEngine(Engine):
         """The default voice's rate; a clip in another voice carries its own in GeneratedAudio."""
         return self._voice(self.spec.checkpoint).sample_rate
 
-    def generate(self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None) -> list[GeneratedAudio]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GeneratedAudio]:
         report = progress or (lambda _: None)
         out = []
         for i, request in enumerate(requests):

@@ -160,8 +160,9 @@ def lm_config(family: str) -> dict[str, Any]:
     }
     if magnet:
         # The loader overwrites the last three from the compression model, dataset and masking.
-        transformer_lm.update(subcodes_context=5, compression_model_framerate=FRAME_RATE,
-                              segment_duration=segment_duration, span_len=3)
+        transformer_lm.update(
+            subcodes_context=5, compression_model_framerate=FRAME_RATE, segment_duration=segment_duration, span_len=3
+        )
         pattern = {"modeling": "parallel", "parallel": {"empty_initial": -1}}
     else:
         pattern = {"modeling": "delay", "delay": {"delays": list(range(N_Q)), "flatten_first": 0, "empty_initial": 0}}
@@ -173,8 +174,7 @@ def lm_config(family: str) -> dict[str, Any]:
         "lm_model": "transformer_lm_magnet" if magnet else "transformer_lm",
         "codebooks_pattern": pattern,
         "transformer_lm": transformer_lm,
-        "classifier_free_guidance": {"training_dropout": 0.1 if family == "audiogen" else 0.3,
-                                     "inference_coef": 3.0},
+        "classifier_free_guidance": {"training_dropout": 0.1 if family == "audiogen" else 0.3, "inference_coef": 3.0},
         "attribute_dropout": {},
         "fuser": {
             "cross_attention_pos_emb": False,
