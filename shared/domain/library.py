@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, cast, false, func, literal, true, tuple_
-from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
 from sqlmodel import Session, col, select
 
 from shared.domain.models import Sound, Visibility
@@ -100,8 +100,11 @@ def _tsquery(q: str) -> ColumnElement[Any]:
 
 
 def rank_expr(q: str) -> ColumnElement[float]:
-    """Title matches outrank prompt matches (weights A and B); normalization 1 favours shorter texts."""
-    return func.ts_rank(SEARCH_VECTOR, _tsquery(q), 1)
+    """Title matches outrank prompt matches (weights A and B); normalization 1 favours shorter texts.
+    ts_rank is a ``real``, whose shortest text form does not round-trip through a Python float:
+    widened to double precision here, the rank a cursor carries compares equal to the row's own,
+    so ties on rank never repeat (or skip) a page."""
+    return cast(func.ts_rank(SEARCH_VECTOR, _tsquery(q), 1), DOUBLE_PRECISION)
 
 
 # --- cursors ------------------------------------------------------------------------------------

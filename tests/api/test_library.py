@@ -265,6 +265,7 @@ def walk(client, params: dict, limit: int, between=None) -> list[str]:
         assert len(body["items"]) <= limit
         seen += [s["id"] for s in body["items"]]
         cursor, pages = body["next_cursor"], pages + 1
+        assert pages <= 50, "the cursor never reached the last page (a page repeats)"
         if between:
             between(pages)
         if cursor is None:
