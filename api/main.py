@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -106,6 +106,17 @@ class _App(FastAPI):
         return DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes)
 
 
+def _studio(app: FastAPI) -> None:
+    """The web studio: its page at ``/``, its files under ``/studio/`` (a mount of its own, so it
+    never shadows an API path: other methods there still get 405 with the path's own Allow)."""
+
+    @app.get("/", include_in_schema=False)
+    def studio_page() -> FileResponse:
+        return FileResponse(STUDIO_DIR / "index.html", media_type="text/html")
+
+    app.mount("/studio", StaticFiles(directory=STUDIO_DIR), name="studio")
+
+
 def create_app() -> FastAPI:
     configure_logging("api")
     app = _App(
@@ -123,7 +134,7 @@ def create_app() -> FastAPI:
         )
     app.include_router(health.router)
     _metrics_route(app)
-    app.mount("/", StaticFiles(directory=STUDIO_DIR, html=True), name="studio")  # the web studio, last
+    _studio(app)
     _request_context(app)
     settings = get_settings()
     app.add_middleware(

@@ -129,8 +129,15 @@ def audio_can_play(driver, element_id: str, timeout: float = 60) -> dict:
 def test_the_studio_is_served_at_the_root_with_its_modules(api_url):
     page = httpx.get(api_url + "/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert 'src="js/app.js"' in page.text and "cdn" not in page.text.lower()
-    for path in ("/studio.css", "/js/app.js", "/js/api.js", "/js/generate.js", "/js/speech.js", "/js/library.js"):
+    assert 'src="studio/js/app.js"' in page.text and "cdn" not in page.text.lower()
+    for path in (
+        "/studio/studio.css",
+        "/studio/js/app.js",
+        "/studio/js/api.js",
+        "/studio/js/generate.js",
+        "/studio/js/speech.js",
+        "/studio/js/library.js",
+    ):
         resp = httpx.get(api_url + path)
         assert resp.status_code == 200, path
         assert "http://" not in resp.text and "https://" not in resp.text, f"{path} refers to another site"
