@@ -56,7 +56,7 @@ WebhookEventType = Annotated[
 class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelId | Literal["auto"] = Field(
+    model: Literal[ModelId, "auto"] = Field(
         description="music (MusicGen), audio (AudioGen sound effects), magnet (MAGNeT), voice (Piper TTS), or auto "
         "(chosen from the prompt; the job's model_choice says which and why)"
     )

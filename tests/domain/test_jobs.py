@@ -12,7 +12,7 @@ import pytest
 import redis
 from sqlmodel import Session, col, select
 
-from shared.domain import events, jobs
+from shared.domain import events, jobs, sampling
 from shared.domain.accounts import create_account_with_key
 from shared.domain.catalog import get_catalog
 from shared.domain.errors import IdempotencyConflict, InvalidField, JobFinished, LimitReached, QueueUnavailable
@@ -322,8 +322,10 @@ def test_submit_stores_typed_params_and_the_queued_event(account, redis_client):
     assert not done.replayed
     stored = row(done.job.id)
     params = JobParams.from_row(stored.params)
-    assert params == JobParams(prompt="calm piano", duration=2, seed=41, loopable=False)
-    assert "voice" not in stored.params  # an unset optional control is not stored
+    # sampling controls are stored resolved to the model's defaults (shared/domain/sampling.py)
+    defaults = {name: c.default for name, c in sampling.controls_for(get_catalog(get_settings())["music"]).items()}
+    assert params == JobParams(prompt="calm piano", duration=2, seed=41, loopable=False, **defaults)
+    assert "voice" not in stored.params  # an unset optional field is not stored
     assert stored.status is JobStatus.queued and stored.priority == 9  # creator tier: 0-9
     assert stored.webhook_events == ["job.succeeded", "job.failed", "job.canceled"]
     assert stream(redis_client, done.job.id) == ["job.queued"]
@@ -340,7 +342,7 @@ def test_submit_fixes_a_random_seed_and_the_voice_for_speech(account):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"duration": 31}, "duration"),
+        ({"duration": 121}, "duration"),
         ({"voice": "x"}, "voice"),
         ({"model": "voice", "loopable": True}, "loopable"),
         ({"webhook_events": ["job.failed"]}, "webhook_events"),
