@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SessionDep, SettingsDep
-from api.resilience import Admission, DeclaredBodyLimit, problem_responses
+from api.resilience import Admission, DeclaredBodyLimit, install_outage_handlers, problem_responses
 from api.routes import (
     admin,
     events,
@@ -123,6 +123,7 @@ def create_app() -> FastAPI:
         title="Sound Box", version="0.1.0", description=DESCRIPTION, max_body_size=get_settings().max_body_bytes or None
     )  # 413 before a larger body is read
     problems.install(app)
+    install_outage_handlers(app)  # database and Redis errors: 503 naming which
     for router, route_class, admin_only in ROUTES:
         deps = [Depends(current_principal), rate_limit(route_class)]
         if admin_only:

@@ -9,6 +9,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from shared.domain import idempotency
 from shared.domain.errors import IdempotencyConflict, InvalidField, JobFinished, LimitReached, QueueUnavailable
@@ -123,17 +125,11 @@ def install(app: FastAPI) -> None:
     async def _on_http(request: Request, exc: HTTPException) -> Response:
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:  # Allow lists every method of the path, not one route's
-            from api.resilience import allowed_methods
-
             allow = ", ".join(allowed_methods(request.app, request.scope))
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers={"Allow": allow})
             headers = {**(headers or {}), "Allow": allow}
         return problem(request, exc.status_code, str(exc.detail) if exc.detail else None, headers=headers)
-
-    from api.resilience import install_outage_handlers
-
-    install_outage_handlers(app)
 
     @app.exception_handler(StoreUnavailable)
     async def _on_store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -154,3 +150,20 @@ def install(app: FastAPI) -> None:
 
         structlog.get_logger().exception("unhandled error", path=request.url.path)
         return problem(request, 500, "internal error; it has been logged")
+
+
+# --- Allow -----------------------------------------------------------------------------------------
+
+CANDIDATE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """Every method some route of ``app`` answers at this path, plus OPTIONS: each candidate
+    method is matched against the router as a request with that method would be."""
+    routes = getattr(app, "routes", [])
+    allowed = []
+    for method in CANDIDATE_METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return [*allowed, "OPTIONS"]

@@ -10,7 +10,7 @@
   streamed body crosses the limit.
 - :func:`install_outage_handlers` turns an unreachable PostgreSQL or Redis into 503 with
   ``Retry-After`` and a problem body naming which (``"unavailable": "database"``), on every route.
-- :func:`allowed_methods` lists every method a path answers to, for ``Allow`` on OPTIONS and 405.
+- the Allow header of OPTIONS and 405 answers lives with the other error answers (api/problems.py: allowed_methods).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import problem
 
 log = structlog.get_logger()
 
@@ -172,7 +173,6 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 def outage_response(request: Request, which: str, exc: BaseException) -> JSONResponse:
     from api import metrics
-    from api.problems import problem
 
     busy = type(exc).__name__ == "TimeoutError" and which == "database"  # the pool, not the server
     log.warning(
@@ -193,8 +193,6 @@ def outage_response(request: Request, which: str, exc: BaseException) -> JSONRes
 def _data_error(request: Request, exc: Exception) -> JSONResponse:
     """A value PostgreSQL cannot hold (a NUL character in a query parameter, an out-of-range
     number) is the request's fault: 422, never a 500."""
-    from api.problems import problem
-
     log.info("value refused by the database", error=f"{type(exc).__name__}: {exc}"[:300], path=request.url.path)
     return problem(
         request,
@@ -214,23 +212,6 @@ def install_outage_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_class, lambda request, exc: outage_response(request, "database", exc))
     for exc_class in _redis_errors():
         app.add_exception_handler(exc_class, lambda request, exc: outage_response(request, "redis", exc))
-
-
-# --- Allow -----------------------------------------------------------------------------------------
-
-CANDIDATE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
-def allowed_methods(app: Any, scope: Scope) -> list[str]:
-    """Every method some route of ``app`` answers at this path, plus OPTIONS: each candidate
-    method is matched against the router as a request with that method would be."""
-    routes = getattr(app, "routes", [])
-    allowed = []
-    for method in CANDIDATE_METHODS:
-        probe = {**scope, "method": method}
-        if any(route.matches(probe)[0] == Match.FULL for route in routes):
-            allowed.append(method)
-    return [*allowed, "OPTIONS"]
 
 
 # --- what every route may answer, for the OpenAPI document ------------------------------------------

@@ -25,7 +25,7 @@ from fastapi import Depends
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.problems import ProblemException, field_error
+from api.problems import ProblemException
 from shared.domain.catalog import get_catalog
 from shared.domain.schemas import OPENAI_VOICES
 from shared.infra.storage import ObjectNotFound, ObjectStore, StoreUnavailable
@@ -271,17 +271,3 @@ def keep_sample(store: ObjectStore, key: str, data: bytes) -> None:
         store.put(key, data, "audio/wav")
     except StoreUnavailable as exc:
         log.warning("voice sample not kept in the store", key=key, error=str(exc))
-
-
-def check_job_voice(settings: Settings, voice: str | None) -> None:
-    """A voice job's explicit voice must be an installed voice id (checked at submit, not at run time)."""
-    if voice is None:
-        return
-    voices = discover_voices(settings)
-    if voice not in voices:
-        raise field_error(
-            "voice",
-            f"unknown voice {voice!r}; GET /v1/voices lists the installed ones "
-            f"({', '.join(list(voices)[:5])}{', ...' if len(voices) > 5 else ''})",
-            voice,
-        )

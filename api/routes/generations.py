@@ -14,7 +14,6 @@ from api.auth import CurrentPrincipal
 from api.deps import CatalogDep, SessionDep, SettingsDep
 from api.presenters import job_out
 from api.resilience import release_admission
-from api.speech import check_job_voice
 from shared.domain import jobs
 from shared.domain.models import TERMINAL_STATUSES
 from shared.domain.schemas import GenerationCreate, JobOut
@@ -85,8 +84,6 @@ async def create_generation(
     `GET /v1/jobs/{id}/events`, or give a `webhook_url`. The priority is clamped into the caller's tier range."""
     wait = prefer_wait(prefer)
     key = idempotency.check_key(idempotency_key)
-    if not catalog[body.model].uses_duration:  # a voice job's voice must exist now, not fail at run time
-        await run_in_threadpool(check_job_voice, settings, body.voice)
     submission = await run_in_threadpool(
         jobs.submit,
         session=session,

@@ -39,6 +39,7 @@ from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
 from shared.infra.celery_app import enqueue_job
 from shared.infra.db import session_scope
 from shared.settings import Settings
+from shared.speech.voices import discover_voices
 
 log = structlog.get_logger()
 QUEUED, RUNNING = JobStatus.queued, JobStatus.running
@@ -84,6 +85,8 @@ def submit(
     """
     request, guidance = prompts.guide_submission(request)  # resolves "auto"; the prompt's warnings go on the job
     spec = catalog[request.model]
+    if not spec.uses_duration and request.voice is not None:
+        _check_voice(settings, request.voice)
     tier_name = account.tier
     tier = limits_for(settings.tiers, tier_name)
     params = params_for(request, spec, tier_name, tier)
@@ -125,6 +128,16 @@ def submit(
         raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
     log.info("job queued", job_id=str(job.id), model=job.model, priority=job.priority)
     return Submission(job, replayed=False)
+
+
+def _check_voice(settings: Settings, voice: str) -> None:
+    """A voice job's explicit voice must be an installed voice (refused now, not failed at run time)."""
+    voices = discover_voices(settings)
+    if voice not in voices:
+        shown = ", ".join(list(voices)[:5]) + (", ..." if len(voices) > 5 else "")
+        raise InvalidField(
+            "voice", f"unknown voice {voice!r}; GET /v1/voices lists the installed ones ({shown})", voice
+        )
 
 
 def _webhook_target(request: GenerationCreate, settings: Settings) -> tuple[str | None, list[str]]:

@@ -228,6 +228,7 @@ class S3ObjectStore:
     def delete_prefix(self, prefix: str) -> int:
         if not check_prefix(prefix):
             raise InvalidKey("refusing to delete the whole store: give a prefix")
+        prefix = prefix if prefix.endswith("/") else prefix + "/"  # a folder, never a string prefix
         count = 0
         batch: list[str] = []
 

@@ -48,7 +48,8 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every object whose key starts with ``prefix``; returns how many were deleted."""
+        """Delete every object in the folder ``prefix`` (a trailing '/' is implied: ``sounds/a``
+        never touches ``sounds/ab``); returns how many were deleted."""
         ...
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -137,6 +138,7 @@ class LocalObjectStore:
     def delete_prefix(self, prefix: str) -> int:
         if not check_prefix(prefix):
             raise InvalidKey("refusing to delete the whole store: give a prefix")
+        prefix = prefix if prefix.endswith("/") else prefix + "/"  # a folder, never a string prefix
         count = 0
         for key in list(self.list(prefix)):
             path = self._path(key)
