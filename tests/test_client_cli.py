@@ -59,7 +59,7 @@ def test_ctrl_c_cancels_the_job(api_url, api_key, idle_queues):
             "--model",
             "magnet",
             "--duration",
-            "2",
+            "10",
             *conn(api_url, api_key),
         ],
         cwd=ROOT,
@@ -85,8 +85,8 @@ def test_a_full_queue_is_a_clear_503_with_retry_after(idle_queues):
         key = make_key("queue cap", "creator")
         first = soundbox("jobs", "list", *conn(url, key))
         assert first.returncode == 0, first.stderr
-        Client(url, key).submit("fills the only place", model="magnet", duration=2)
-        out = soundbox("generate", "one too many", "--model", "magnet", "--duration", "2", *conn(url, key))
+        Client(url, key).submit("fills the only place", model="magnet", duration=10)
+        out = soundbox("generate", "one too many", "--model", "magnet", "--duration", "10", *conn(url, key))
         assert out.returncode == 1
         assert "service unavailable" in out.stderr and "retry after 30 s" in out.stderr, out.stderr
         no_traceback(out)
