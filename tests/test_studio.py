@@ -254,7 +254,7 @@ def test_cancel_from_the_studio(browser, api_url, api_key, tmp_path, idle_queues
     Select(browser.find_element(By.ID, "model")).select_by_value("magnet")
     duration = browser.find_element(By.ID, "duration")
     duration.clear()
-    duration.send_keys("2")
+    duration.send_keys("10")  # MAGNeT's fixed length
     browser.find_element(By.ID, "gen-submit").click()
     wait(browser, lambda d: "queue" in d.find_element(By.ID, "job-queue").text, what="the queue position")
     browser.find_element(By.ID, "gen-cancel").click()
