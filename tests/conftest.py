@@ -117,8 +117,11 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def start_api(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
-    """A real API process on a free port (with extra settings when given)."""
+def start_api(
+    env: dict[str, str] | None = None, ready_path: str = "/readyz", timeout: float = 30
+) -> tuple[str, subprocess.Popen]:
+    """A real API process on a free port (with extra settings when given), waited for on
+    ``ready_path`` (``/healthz`` for one that may start while a dependency is down)."""
     port = free_port()
     _TMP.mkdir(parents=True, exist_ok=True)
     log = open(_TMP / f"api-{port}.log", "wb")
@@ -130,7 +133,7 @@ def start_api(env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]
         env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
-    _wait_http(url + "/readyz", proc)
+    _wait_http(url + ready_path, proc, timeout)
     return url, proc
 
 

@@ -5,41 +5,20 @@ every route, and the API recovers on its own; 256 connections at once get answer
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import _TMP, ROOT, TEST_ENV, free_port, make_key
+from tests.conftest import TEST_ENV, make_key, start_api
 from tests.tcp_proxy import TcpProxy
 
 
 def start_unready_api(env: dict[str, str]) -> tuple[str, subprocess.Popen]:
     """An API process waited for on /healthz (it may start while a dependency is down)."""
-    port = free_port()
-    _TMP.mkdir(parents=True, exist_ok=True)
-    log = open(_TMP / f"api-{port}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "soundbox.cli", "api", "--port", str(port)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **env},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "API exited"
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("API did not start")
+    return start_api(env, ready_path="/healthz", timeout=60)
 
 
 def assert_outage(resp: httpx.Response, which: str) -> None:
