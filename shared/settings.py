@@ -98,6 +98,37 @@ class Settings(BaseSettings):
     )
     preload_min_free_gb: float = Field(5.0, ge=0, description="Free memory (GB) needed to preload at start.")
     warmup: bool = Field(True, description="A freshly loaded model generates its warm-up durations before jobs.")
+    warmup_batch_sizes: list[int] | None = Field(
+        None,
+        description="Batch sizes a fresh model is warmed up at, each at every warm-up duration "
+        "(unset: every batch size up to batch_max on a GPU, where each new shape pays a one-off cost; "
+        "1 on CPU, where none does).",
+    )
+
+    # Dynamic batching (worker/batcher.py)
+    batch_max: int = Field(16, ge=1, le=256, description="Most clips one generation call makes (the batch cap).")
+    batch_sizes: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 8, 16],
+        description="Batch shapes: a batch is padded up to the next of these (so every call has a warmed shape).",
+    )
+    batch_window_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="A batch short of the cap waits this long once for more compatible jobs (a lone job's most delay).",
+    )
+    duration_buckets: list[float] = Field(
+        default_factory=lambda: [1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0],
+        description="Generation lengths (s): a clip is generated at the next of these and trimmed, so jobs of "
+        "nearby durations share batches and shapes.",
+    )
+    postprocess_threads: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Threads post-processing clips (quality check, loudness, encoding, store) "
+        "beside the next batch's generation.",
+    )
     magnet_checkpoint: str = Field(
         "facebook/magnet-small-10secs", description="MAGNeT checkpoint of the default catalog (10 s or 30 s variant)."
     )
@@ -113,7 +144,9 @@ class Settings(BaseSettings):
     aging_seconds: float = Field(
         30.0, gt=0, description="Each this many seconds of waiting raise a job's priority by one."
     )
-    affinity_max_run: int = Field(50, ge=0, description="Jobs in a row a worker may take for its loaded model.")
+    affinity_max_run: int = Field(
+        50, ge=0, description="Batches in a row one task may serve from the database before it returns to the broker."
+    )
     worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's /metrics (0: off).")
     metrics_token: str | None = Field(None, description="Bearer token for /metrics (admin keys work too).")
     library_requires_key: bool = Field(
@@ -160,6 +193,15 @@ class Settings(BaseSettings):
         if any(d < 0 for d in delays):
             raise ValueError("delays cannot be negative")
         return ",".join(f"{d:g}" for d in delays)
+
+    @field_validator("batch_sizes", "warmup_batch_sizes", "duration_buckets")
+    @classmethod
+    def _ascending_positive(cls, v: list | None) -> list | None:
+        if v is None:
+            return v
+        if not v or any(x <= 0 for x in v):
+            raise ValueError("must be a non-empty list of positive numbers")
+        return sorted(set(v))
 
     @property
     def webhook_retry_delays(self) -> list[float]:

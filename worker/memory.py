@@ -212,17 +212,30 @@ def probe_for(device: str) -> MemoryProbe:
 WARMUP_SPEECH = "Warming up. This sentence is never stored."
 
 
-def warm_up_engine(engine: Engine) -> None:
-    """Generate the shapes the model will serve: each warm-up duration once (a sentence for
-    speech), and run the quality analyzer on the result, so no user job pays a first call."""
+def warm_up_engine(engine: Engine, batch_sizes: Sequence[int] = (1,)) -> None:
+    """Generate the shapes the model will serve before any user job: its first warm-up duration
+    (one generation window) at every batch size it will be padded to, each further duration (the
+    windowed path: prompted windows) at one clip, and run the quality analyzer on a result, so
+    no user job pays a first call. Speech: a sentence."""
     from shared.audio.quality import analyze
 
     spec = engine.spec
-    durations = spec.warmup_durations if spec.uses_duration else (0.0,)
-    for duration in durations or (min(2.0, spec.max_duration),):
-        prompt = WARMUP_SPEECH if not spec.uses_duration else "warm-up"
-        [clip] = engine.generate([GenerationRequest(prompt, duration, seed=0)])
-        analyze(clip.samples, clip.sample_rate, spec.kind)
+    durations = (spec.warmup_durations or (min(2.0, spec.max_duration),)) if spec.uses_duration else (0.0,)
+    prompt = "warm-up" if spec.uses_duration else WARMUP_SPEECH
+    shapes = [(durations[0], n) for n in sorted(set(batch_sizes) | {1})] + [(d, 1) for d in durations[1:]]
+    for duration, n in shapes:
+        clips = engine.generate([GenerationRequest(prompt, duration, seed=i) for i in range(n)])
+    analyze(clips[0].samples, clips[0].sample_rate, spec.kind)
+
+
+def warmup_batch_sizes(settings: Settings, device: str) -> list[int]:
+    """The batch sizes a fresh model is warmed up at: the configured ones, else every batch shape up
+    to the cap on a GPU (each new shape pays a one-off cost there) and 1 on CPU (none does)."""
+    if settings.warmup_batch_sizes is not None:
+        return list(settings.warmup_batch_sizes)
+    if not device.startswith("cuda"):
+        return [1]
+    return [n for n in settings.batch_sizes if n <= settings.batch_max] or [1]
 
 
 # --- the manager ---------------------------------------------------------------------------------
@@ -336,7 +349,8 @@ class MemoryManager:
         self.probe = probe if probe is not None else probe_for(device)
         self._loader = loader
         if warmer is True:
-            warmer = warm_up_engine if settings.warmup else None
+            sizes = warmup_batch_sizes(settings, device)
+            warmer = (lambda engine: warm_up_engine(engine, sizes)) if settings.warmup else None
         self._warmer: Warmer | None = warmer or None
         self._clock = clock
         self.on_change = on_change

@@ -52,6 +52,26 @@ OOM = Counter(
     ["model", "outcome"],
     registry=REGISTRY,
 )
+BATCH_SIZE = Histogram(
+    "soundbox_batch_jobs",
+    "Jobs per generation call",
+    ["model"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+    registry=REGISTRY,
+)
+BATCH_PADDING = Counter(
+    "soundbox_batch_padding_clips_total",
+    "Clips generated only to pad a batch to a warmed shape",
+    ["model"],
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "soundbox_batch_seconds",
+    "Seconds one generation call took",
+    ["model"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
+    registry=REGISTRY,
+)
 MEMORY_WAITS = Counter(
     "soundbox_memory_waits_total",
     "Jobs that waited for memory (got it or failed)",

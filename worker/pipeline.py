@@ -1,6 +1,6 @@
-"""One job from claim to stored sound: generate, check quality (regenerate while broken),
-post-process each clip, store, record. Steps after generation work per item, so a batched
-``generate()`` can feed them unchanged.
+"""One job's way from generated clip to stored sound: its attempts (check quality, regenerate
+while broken), post-processing of the kept clip, storing, recording. Every step works per job,
+so the clips of a batched ``generate()`` (worker/serving.py) go through it one by one.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from shared.domain.params import JobParams
 from shared.infra.storage import ObjectStore, sound_keys
 from shared.settings import Settings
 from worker import metrics
+from worker.batcher import generation_seconds
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ModelUnavailable
-from worker.memory import GenerationOutOfMemory, InsufficientMemory, Lease, MemoryManager
+from worker.memory import GenerationOutOfMemory, InsufficientMemory, Lease
 
 log = structlog.get_logger()
 GENERATION_SHARE = 0.9  # progress 0..0.9 is generation, the rest post-processing
@@ -59,13 +60,20 @@ class JobMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}", daemon=True)
 
-    def __enter__(self) -> JobMonitor:
+    def start(self) -> JobMonitor:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> JobMonitor:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -91,8 +99,16 @@ class JobMonitor:
             events.emit(self.job_id, EventType.progress, only_status=JobStatus.running)
 
     def set_progress(self, value: float) -> None:
-        self.progress = max(self.progress, min(1.0, value))
+        self.note_progress(value)
         self.check()
+
+    def note_progress(self, value: float) -> None:
+        self.progress = max(self.progress, min(1.0, value))
+
+    @property
+    def stopped(self) -> bool:
+        """Canceled, or taken over by another delivery: its result is not wanted here."""
+        return self.canceled or self.lost
 
     def check(self) -> None:
         if self.canceled:
@@ -108,66 +124,111 @@ class Candidate:
     attempt: int
 
 
+class Attempts:
+    """One job's generation attempts: the request for the next one, the verdict on each clip
+    (analyzed, logged on the job row, the best kept), and whether to try again with the next seed
+    (seed + 1 per attempt) while the result is not good, for at most ``max_attempts``."""
+
+    def __init__(self, spec: ModelSpec, params: JobParams, settings: Settings, monitor: JobMonitor):
+        self.spec, self.params, self.settings, self.monitor = spec, params, settings, monitor
+        self.thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
+        self.seconds = generation_seconds(params, settings)
+        self.attempt = 0  # attempts judged so far
+        self.best: Candidate | None = None
+        self.log: list[dict[str, Any]] = []
+        self._started = time.perf_counter()
+        self._base = self._span = 0.0
+        self.start()
+
+    @property
+    def seed(self) -> int:
+        return (self.params.seed + self.attempt) % 2**31
+
+    def request(self, seconds: float | None = None) -> GenerationRequest:
+        """The next attempt's request (``seconds``: the length to generate, the batch's bucket)."""
+        return GenerationRequest(
+            prompt=self.params.prompt,
+            duration=self.seconds if seconds is None else seconds,
+            seed=self.seed,
+            voice=self.params.voice,
+            controls=self.params.controls(),
+        )
+
+    def start(self) -> None:
+        """An attempt begins: it moves progress two thirds of the way to the end of generation (the
+        last one all the way), so a retry never stalls progress and a first success leaves room."""
+        last = self.attempt == self.settings.max_attempts - 1
+        self._base = self.monitor.progress
+        self._span = (GENERATION_SHARE - self._base) * (1.0 if last else 2 / 3)
+        self._started = time.perf_counter()
+
+    def progress(self, p: float) -> None:
+        """Generation progress of the current attempt (0..1); raises when the job was canceled."""
+        self.monitor.set_progress(self._base + p * self._span)
+
+    def note(self, p: float) -> None:
+        """The same, never raising (inside a batch, one job's cancel must not stop its neighbours)."""
+        self.monitor.note_progress(self._base + p * self._span)
+
+    def judge(self, audio: GeneratedAudio) -> bool:
+        """Analyze and log the attempt's clip. True when the job is done: the clip is good or no
+        attempt is left (``best`` is the result); False: generate again (``request`` has the next seed)."""
+        if self.spec.uses_duration:  # generated at the batch's bucket: the job's own length
+            audio = GeneratedAudio(audio.samples[:, : round(self.seconds * audio.sample_rate)], audio.sample_rate)
+        report = analyze(audio.samples, audio.sample_rate, self.spec.kind, self.thresholds, prompt=self.params.prompt)
+        seed = self.seed
+        self.attempt += 1
+        entry = {
+            "attempt": self.attempt,
+            "seed": seed,
+            "seconds": round(time.perf_counter() - self._started, 3),
+            "kind": self.spec.kind,
+            **report.to_dict(),
+        }
+        self.log.append(entry)
+        jobs.record_attempt(self.monitor.job_id, self.monitor.worker, entry)
+        model = self.spec.id
+        metrics.ATTEMPTS.labels(model=model).inc()
+        metrics.QUALITY.labels(model=model).observe(report.score)
+        if self.attempt > 1:
+            metrics.RETRIES.labels(model=model).inc()
+        log.info("attempt done", job_id=str(self.monitor.job_id), attempt=self.attempt, score=report.score)
+        if self.best is None or report.score > self.best.report.score:
+            self.best = Candidate(audio, report, self.attempt)
+        done = report.is_good or self.attempt >= self.settings.max_attempts
+        if done and not report.is_good:
+            best = self.best
+            log.warning(
+                "no attempt passed the quality check; keeping the best",
+                job_id=str(self.monitor.job_id),
+                attempts=self.attempt,
+                kept=best.attempt,
+                score=best.report.score,
+                issues=[i.code for i in best.report.issues],
+            )
+        if not done:
+            self.monitor.check()
+            self.start()
+        return done
+
+    @property
+    def kept_from_end(self) -> int:
+        assert self.best is not None
+        return len(self.log) - self.best.attempt
+
+
 def generate_until_good(
     engine: Engine | Lease, spec: ModelSpec, params: JobParams, settings: Settings, monitor: JobMonitor
 ) -> tuple[Candidate, list[dict[str, Any]]]:
-    """Generate, analyze, and regenerate with the next seed (seed + 1 per attempt) while the
-    result is not good, for at most ``max_attempts``. Returns the first good attempt, or the
-    best-scoring one when none passes, and every attempt's log entry."""
-    duration = params.duration or 0.0
-    if params.loopable:
-        duration += loop_crossfade_seconds(duration, settings.loop_crossfade_seconds)
-    best: Candidate | None = None
-    log_entries: list[dict[str, Any]] = []
-    thresholds = thresholds_for(spec.kind, settings.quality_thresholds)
-    for attempt in range(settings.max_attempts):
-        seed = (params.seed + attempt) % 2**31
-        request = GenerationRequest(
-            prompt=params.prompt, duration=duration, seed=seed, voice=params.voice, controls=params.controls()
-        )
-        # Each attempt moves progress two thirds of the way to the end of generation (the last one
-        # all the way), so a retry never stalls progress and a first success leaves room after it.
-        base = monitor.progress
-        span = (GENERATION_SHARE - base) * (1.0 if attempt == settings.max_attempts - 1 else 2 / 3)
-
-        def progress(p: float, _base: float = base, _span: float = span) -> None:
-            monitor.set_progress(_base + p * _span)
-
-        started = time.perf_counter()
-        audio = engine.generate([request], progress=progress)[0]
-        report = analyze(audio.samples, audio.sample_rate, spec.kind, thresholds, prompt=params.prompt)
-        entry = {
-            "attempt": attempt + 1,
-            "seed": seed,
-            "seconds": round(time.perf_counter() - started, 3),
-            "kind": spec.kind,
-            **report.to_dict(),
-        }
-        log_entries.append(entry)
-        jobs.record_attempt(monitor.job_id, monitor.worker, entry)
-        metrics.ATTEMPTS.labels(model=spec.id).inc()
-        metrics.QUALITY.labels(model=spec.id).observe(report.score)
-        if attempt:
-            metrics.RETRIES.labels(model=spec.id).inc()
-        log.info(
-            "attempt done", job_id=str(monitor.job_id), attempt=attempt + 1, score=report.score, is_good=report.is_good
-        )
-        if best is None or report.score > best.report.score:
-            best = Candidate(audio, report, attempt + 1)
-        if report.is_good:
-            break
-        monitor.check()
-    assert best is not None
-    if not best.report.is_good:
-        log.warning(
-            "no attempt passed the quality check; keeping the best",
-            job_id=str(monitor.job_id),
-            attempts=len(log_entries),
-            kept=best.attempt,
-            score=best.report.score,
-            issues=[i.code for i in best.report.issues],
-        )
-    return best, log_entries
+    """One job alone through :class:`Attempts`: generate, judge, regenerate while not good.
+    Returns the first good attempt, or the best-scoring one when none passes, and every
+    attempt's log entry. (The worker runs the same attempts inside batches: worker/serving.py.)"""
+    attempts = Attempts(spec, params, settings, monitor)
+    while True:
+        [audio] = engine.generate([attempts.request()], progress=attempts.progress)
+        if attempts.judge(audio):
+            assert attempts.best is not None
+            return attempts.best, attempts.log
 
 
 @dataclass
@@ -219,78 +280,38 @@ def store_sound(store: ObjectStore, job: Job, rendered: Rendered, report: Qualit
     )
 
 
-def run_job(
-    job_id: uuid.UUID,
-    *,
-    worker: str,
-    settings: Settings,
-    catalog: dict[str, ModelSpec],
-    models: MemoryManager,
-    store: ObjectStore,
-) -> str:
-    """Run one job to a terminal state. Returns what happened (for logs and tests)."""
-    job = jobs.claim(job_id, worker, settings.job_lease_seconds)
-    if job is None:
-        current = jobs.get(job_id)
-        return f"skipped: {current.status if current else 'no such job'}"
-    bound = log.bind(job_id=str(job_id), model=job.model)
-    if job.deliveries > settings.max_attempts:
-        jobs.finish(
-            job_id,
-            worker,
-            JobStatus.failed,
-            f"the job's worker stopped {job.deliveries - 1} times while running it; giving up",
-        )
-        return "failed: too many deliveries"
-    bound.info("job started", delivery=job.deliveries)
-    started = time.perf_counter()
-    outcome = _run_claimed(job, bound, worker=worker, settings=settings, catalog=catalog, models=models, store=store)
-    metrics.JOB_SECONDS.labels(model=job.model, outcome=outcome.split(":")[0]).observe(time.perf_counter() - started)
-    return outcome
+def complete(job: Job, attempts: Attempts, *, worker: str, settings: Settings, store: ObjectStore) -> str:
+    """The kept clip to a stored sound and a succeeded job: post-processing, never holding the model."""
+    best = attempts.best
+    assert best is not None
+    spec, monitor = attempts.spec, attempts.monitor
+    rendered = postprocess(best.audio, attempts.params, settings)
+    monitor.set_progress(0.97)
+    sound = store_sound(store, job, rendered, best.report)
+    sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # library categories
+    monitor.check()
+    if not jobs.succeed(job.id, worker, sound, kept_from_end=attempts.kept_from_end):
+        store.delete(sound.audio_key)
+        store.delete(sound.spectrogram_key)
+        return "lost: another delivery owns the job"
+    log.info("job succeeded", job_id=str(job.id), sound_id=str(sound.id), score=best.report.score, attempt=best.attempt)
+    return "succeeded"
 
 
-def _run_claimed(
-    job: Job,
-    bound,
-    *,
-    worker: str,
-    settings: Settings,
-    catalog: dict[str, ModelSpec],
-    models: MemoryManager,
-    store: ObjectStore,
-) -> str:
-    job_id = job.id
-    try:
-        with JobMonitor(job_id, worker, settings.job_lease_seconds) as monitor:
-            spec = catalog[job.model]
-            params = JobParams.from_row(job.params)
-            # The model is held (never unloaded) while it generates; post-processing runs after release.
-            with models.lease(job.model) as engine:
-                monitor.check()
-                best, attempts = generate_until_good(engine, spec, params, settings, monitor)
-            rendered = postprocess(best.audio, params, settings)
-            monitor.set_progress(0.97)
-            sound = store_sound(store, job, rendered, best.report)
-            sound.categories = categorize(spec.kind, sound.prompt, sound.loopable, rendered.wav)  # library categories
-            monitor.check()
-        if not jobs.succeed(job_id, worker, sound, kept_from_end=len(attempts) - best.attempt):
-            store.delete(sound.audio_key)
-            store.delete(sound.spectrogram_key)
-            return "lost: another delivery owns the job"
-        bound.info("job succeeded", sound_id=str(sound.id), score=best.report.score, attempt=best.attempt)
-        return "succeeded"
-    except JobCanceled:
+def settle(job_id: uuid.UUID, worker: str, exc: BaseException) -> str:
+    """The terminal state a job reaches through ``exc``, recorded. Returns what happened."""
+    bound = log.bind(job_id=str(job_id))
+    if isinstance(exc, JobCanceled):
         jobs.finish(job_id, worker, JobStatus.canceled, "canceled by request")
         bound.info("job canceled while running")
         return "canceled"
-    except LeaseLost:
+    if isinstance(exc, LeaseLost):
         bound.warning("lease lost; another delivery owns the job")
         return "lost: lease taken over"
-    except (ModelUnavailable, InsufficientMemory, GenerationOutOfMemory) as exc:
+    if isinstance(exc, (ModelUnavailable, InsufficientMemory, GenerationOutOfMemory)):
         jobs.finish(job_id, worker, JobStatus.failed, str(exc))
         bound.error("model unavailable", reason=type(exc).__name__, error=str(exc))
         return "failed"
-    except Exception as exc:
-        jobs.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")
-        bound.exception("job failed")
-        return "failed"
+    jobs.finish(job_id, worker, JobStatus.failed, f"{type(exc).__name__}: {exc}")
+    bound.error("job failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+    return "failed"

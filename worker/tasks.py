@@ -1,4 +1,5 @@
-"""Celery task and worker lifecycle: the model memory manager, warm-up, presence, lease recovery."""
+"""Celery task and worker lifecycle: the model memory manager, the batch loop, warm-up, presence,
+lease recovery. The task is a wake-up for the batch loop (worker/serving.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from shared.infra.storage import get_store
 from shared.settings import get_settings
 from worker import metrics
 from worker.memory import MemoryManager
-from worker.pipeline import run_job
+from worker.serving import BatchLoop
 
 log = structlog.get_logger()
 
@@ -34,6 +35,15 @@ class WorkerRuntime:
         self.models = MemoryManager(self.catalog, self.settings, self.settings.device, on_change=self.announce)
         self.store = get_store(self.settings)
         self.queues: list[str] = []
+        self.loop = BatchLoop(
+            worker=self.name,
+            settings=self.settings,
+            catalog=self.catalog,
+            models=self.models,
+            store=self.store,
+            serves=lambda: self.queues,
+            stopping=self.presence.stopped.is_set,
+        )
         self.consuming = False  # Celery takes tasks (set when the worker is ready)
         self._started = False
         self._redis: Any = None
@@ -48,6 +58,7 @@ class WorkerRuntime:
 
     def stop(self) -> None:
         self.presence.stop()
+        self.loop.close()
         self.models.close()
 
     @property
@@ -83,32 +94,6 @@ class WorkerRuntime:
                 log.warning("background duty failed", error=str(exc))
             self.presence.stopped.wait(interval)
 
-    def run(self, job_id: uuid.UUID) -> str:
-        return run_job(
-            job_id, worker=self.name, settings=self.settings, catalog=self.catalog, models=self.models, store=self.store
-        )
-
-    def serve_affinity_run(self, first_job: uuid.UUID) -> None:
-        """Model affinity: keep serving the model just used while its jobs wait at the top priority
-        among this worker's queues, for at most ``affinity_max_run`` jobs in a row. (Their own
-        queue messages arrive later and are skipped: those jobs are no longer queued.)"""
-        job = jobs.get(first_job)
-        if job is None:
-            return
-        others = [q for q in self.queues if q != job.model]
-        for _ in range(self.settings.affinity_max_run - 1):
-            if self.presence.stopped.is_set():  # shutting down: leave the rest to the queue
-                return
-            next_id = jobs.next_for_model(job.model, others)
-            if next_id is None:
-                return
-            structlog.contextvars.bind_contextvars(job_id=str(next_id))
-            try:
-                log.info("affinity: taking the next job for the loaded model", model=job.model)
-                self.run(next_id)
-            finally:
-                structlog.contextvars.unbind_contextvars("job_id")
-
     def promote_aged(self) -> None:
         """Aging: send waiting jobs again at their raised priority."""
         for job_id, model, priority in jobs.promote_aged(self.settings.aging_seconds):
@@ -142,15 +127,8 @@ def runtime() -> WorkerRuntime:
 
 @celery_app.task(name=GENERATE_TASK)
 def generate(job_id: str) -> str:
-    rt = runtime()
-    structlog.contextvars.bind_contextvars(job_id=job_id)
-    try:
-        outcome = rt.run(uuid.UUID(job_id))
-    finally:
-        structlog.contextvars.unbind_contextvars("job_id")
-    if not outcome.startswith("skipped"):
-        rt.serve_affinity_run(uuid.UUID(job_id))
-    return outcome
+    """Wake the batch loop for ``job_id``: it serves that job and every compatible or later one waiting."""
+    return runtime().loop.serve(uuid.UUID(job_id))
 
 
 @signals.worker_ready.connect

@@ -93,7 +93,7 @@ def _default(settings: Settings) -> dict[str, ModelSpec]:
             item_memory_gb=0.36,
             window_seconds=30,
             extend_stride=18,
-            warmup_durations=(10.0, 35.0),
+            warmup_durations=(10.0, 45.0),
         ),  # one window, and two (the windowed path)
         "audio": ModelSpec(
             "audio",
@@ -109,7 +109,7 @@ def _default(settings: Settings) -> dict[str, ModelSpec]:
             item_memory_gb=0.6,
             window_seconds=10,
             extend_stride=2,
-            warmup_durations=(5.0, 12.0),
+            warmup_durations=(5.0, 15.0),
         ),
         "magnet": ModelSpec(
             "magnet",
@@ -162,7 +162,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=5,
             codebook_size=256,
-            warmup_durations=(2.0, 12.0),
+            warmup_durations=(2.0, 15.0),
         ),
         "audio": ModelSpec(
             "audio",
@@ -179,7 +179,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=2,
             codebook_size=256,
-            warmup_durations=(2.0, 12.0),
+            warmup_durations=(2.0, 15.0),
         ),
         "magnet": ModelSpec(
             "magnet",

@@ -226,6 +226,65 @@ def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
     return job
 
 
+def claim_many(job_ids: list[uuid.UUID], worker: str, lease_seconds: int) -> list[Job]:
+    """queued → running for each of ``job_ids`` still queued, under one lease for ``worker`` (the
+    batcher's company for a batch). Rows another worker is claiming are skipped (SKIP LOCKED);
+    returns the jobs this call took, in priority order."""
+    if not job_ids:
+        return []
+    now = utcnow()
+    free = (
+        select(col(Job.id)).where(col(Job.id).in_(job_ids), col(Job.status) == QUEUED).with_for_update(skip_locked=True)
+    )
+    with session_scope() as s:
+        taken = list(
+            s.scalars(
+                update(Job)
+                .where(col(Job.id).in_(free.scalar_subquery()), col(Job.status) == QUEUED)
+                .values(
+                    status=RUNNING,
+                    worker=worker,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    started_at=func.coalesce(col(Job.started_at), now),
+                    deliveries=col(Job.deliveries) + 1,
+                )
+                .returning(Job)
+            ).all()
+        )
+        started = [events.record(s, job, EventType.started) for job in taken]
+    events.publish(*started)
+    return sorted(taken, key=lambda j: (-j.queue_priority, j.created_at))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A queued job as the batcher sees it (no state change)."""
+
+    id: uuid.UUID
+    model: str
+    params: dict[str, Any]
+    priority: int  # queue priority (aging included)
+    created_at: datetime
+
+
+def waiting(models: list[str], *, prefer: str | None = None, limit: int = 64) -> list[Waiting]:
+    """Queued jobs of ``models`` in the order the batcher serves them: highest queue priority first,
+    then ``prefer`` (the loaded model: affinity at equal priority), then oldest."""
+    if not models:
+        return []
+    order: list[Any] = [col(Job.queue_priority).desc()]
+    if prefer is not None:
+        order.append((col(Job.model) == prefer).desc())
+    with session_scope() as s:
+        rows = s.scalars(
+            select(Job)
+            .where(col(Job.status) == QUEUED, col(Job.model).in_(models))
+            .order_by(*order, col(Job.created_at))
+            .limit(limit)
+        ).all()
+        return [Waiting(j.id, j.model, j.params, j.queue_priority, j.created_at) for j in rows]
+
+
 def get(job_id: uuid.UUID) -> Job | None:
     with session_scope() as s:
         return s.get(Job, job_id)

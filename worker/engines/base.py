@@ -1,7 +1,7 @@
 """The engine interface: a list of requests in, a list of audio clips out.
 
-Engines take batches so the worker can later group compatible waiting jobs into one
-``generate()`` call; today the worker sends batches of one.
+Engines take batches: the worker groups compatible waiting jobs into one ``generate()`` call
+(worker/batcher.py). Each clip's randomness comes from its own request's seed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class GenerationRequest:
 class GeneratedAudio:
     samples: np.ndarray  # float32, shape (channels, n_samples), range about [-1, 1]
     sample_rate: int
+    tokens: np.ndarray | None = None  # the codec tokens it was decoded from (audiocraft engines), for checks
 
 
 class ModelUnavailable(RuntimeError):
