@@ -17,7 +17,9 @@ def _ts(job: dict, field: str) -> datetime | None:
 def test_aging_lets_low_priority_through_a_steady_flood(client, workers, idle_queues):
     low = submit(client, priority=0, prompt="patient low priority job")
     flood = [submit(client, priority=9, prompt=f"urgent job {i}") for i in range(4)]
-    workers.start(queues="music", env={"SOUNDBOX_AGING_SECONDS": "1", "SOUNDBOX_RECOVERY_INTERVAL": "1"})
+    # One job per generation call: compatible jobs would otherwise share a batch, and this is about order.
+    env = {"SOUNDBOX_AGING_SECONDS": "1", "SOUNDBOX_RECOVERY_INTERVAL": "1", "SOUNDBOX_BATCH_MAX": "1"}
+    workers.start(queues="music", env=env)
     deadline = time.monotonic() + 120
     while client.get(f"/v1/jobs/{low}").json()["status"] == "queued":
         assert time.monotonic() < deadline, "the low-priority job starved"

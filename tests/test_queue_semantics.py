@@ -12,7 +12,7 @@ def test_higher_priority_queued_later_runs_first(client, workers, idle_queues):
     low = [submit(client, priority=1, prompt=f"low priority job {i}") for i in range(2)]
     mid = submit(client, priority=5)
     high = submit(client, priority=9)
-    workers.start(queues="music")
+    workers.start(queues="music", env={"SOUNDBOX_BATCH_MAX": "1"})  # one call each: the order shows
     jobs = {i: wait_for_job(client, i) for i in [*low, mid, high]}
     assert all(j["status"] == "succeeded" for j in jobs.values())
     order = sorted(jobs, key=lambda i: jobs[i]["started_at"])

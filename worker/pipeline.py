@@ -170,9 +170,10 @@ class Attempts:
         """The same, never raising (inside a batch, one job's cancel must not stop its neighbours)."""
         self.monitor.note_progress(self._base + p * self._span)
 
-    def judge(self, audio: GeneratedAudio) -> bool:
+    def judge(self, audio: GeneratedAudio, batch: int = 1) -> bool:
         """Analyze and log the attempt's clip. True when the job is done: the clip is good or no
         attempt is left (``best`` is the result); False: generate again (``request`` has the next seed)."""
+        generated = audio.samples.shape[-1] / audio.sample_rate
         if self.spec.uses_duration:  # generated at the batch's bucket: the job's own length
             audio = GeneratedAudio(audio.samples[:, : round(self.seconds * audio.sample_rate)], audio.sample_rate)
         report = analyze(audio.samples, audio.sample_rate, self.spec.kind, self.thresholds, prompt=self.params.prompt)
@@ -183,6 +184,8 @@ class Attempts:
             "seed": seed,
             "seconds": round(time.perf_counter() - self._started, 3),
             "kind": self.spec.kind,
+            "batch": batch,
+            "generated_seconds": round(generated, 3),
             **report.to_dict(),
         }
         self.log.append(entry)

@@ -256,7 +256,7 @@ class BatchLoop:
             took=round(time.perf_counter() - started, 3),
         )
         for item, clip in zip(live, clips):
-            self._post_submit(self._after_generation, item, clip)
+            self._post_submit(self._after_generation, item, clip, len(live))
 
     # --- post-processing -------------------------------------------------------------------------
 
@@ -275,11 +275,11 @@ class BatchLoop:
                 self._posting -= 1
                 self._cond.notify_all()
 
-    def _after_generation(self, item: InFlight, clip: GeneratedAudio) -> None:
+    def _after_generation(self, item: InFlight, clip: GeneratedAudio, batch: int) -> None:
         structlog.contextvars.bind_contextvars(job_id=str(item.job.id))
         try:
             try:
-                if not item.attempts.judge(clip):
+                if not item.attempts.judge(clip, batch):
                     with self._cond:
                         self._held.append(item)  # another attempt, in a later batch
                         self._cond.notify_all()

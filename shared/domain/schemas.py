@@ -147,6 +147,10 @@ class AttemptOut(BaseModel):
     is_good: bool
     issues: list[dict[str, Any]] = Field(default_factory=list)
     kept: bool = Field(False, description="This attempt became the job's result.")
+    batch: int | None = Field(None, description="Jobs generated together in this attempt's generation call.")
+    generated_seconds: float | None = Field(
+        None, description="Audio length generated (the duration bucket, before trimming to the job's duration)."
+    )
 
 
 class ResultOut(BaseModel):
