@@ -1,6 +1,6 @@
 """Dynamic batching through the real service: API + worker + PostgreSQL + Redis, tiny catalog.
 
-    .venv/bin/python bench/batching.py [--counts 1,4,16,64] [--caps 1,16] [--duration 10] [--device cpu]
+    .venv/bin/python -m bench.batching [--counts 1,4,16,64] [--caps 1,16] [--duration 10] [--device cpu]
 
 For each batch cap (``SOUNDBOX_BATCH_MAX``) it starts one worker process serving music, then for
 each N sends N concurrent ``POST /v1/generations`` of ``--duration`` s music (distinct seeds)
@@ -161,7 +161,14 @@ def main() -> None:
     ap.add_argument("--caps", default="1,16")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--lone-repeats", type=int, default=3)
+    ap.add_argument("--lone-repeats", type=int, default=5)
+    ap.add_argument(
+        "--attempts",
+        type=int,
+        default=1,
+        help="SOUNDBOX_MAX_ATTEMPTS (random-weight noise never passes the quality check: with 3, every job "
+        "is generated three times)",
+    )
     args = ap.parse_args()
     counts = [int(x) for x in args.counts.split(",")]
     caps = [int(x) for x in args.caps.split(",")]
@@ -185,7 +192,12 @@ def main() -> None:
     try:
         wait_ready(url + "/healthz", api)
         for cap in caps:
-            worker_env = {**env, "SOUNDBOX_BATCH_MAX": str(cap), "SOUNDBOX_DEVICE": args.device}
+            worker_env = {
+                **env,
+                "SOUNDBOX_BATCH_MAX": str(cap),
+                "SOUNDBOX_DEVICE": args.device,
+                "SOUNDBOX_MAX_ATTEMPTS": str(args.attempts),
+            }
             worker = start(["worker", "--queues", "music"], worker_env, tmp / f"worker-cap{cap}.log")
             try:
                 wait_worker_ready(redis_client, worker)

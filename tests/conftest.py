@@ -286,8 +286,10 @@ def idle_queues(redis_client, api_url):
 
     from shared.infra.db import session_scope
 
-    with session_scope() as s:  # jobs earlier tests left waiting would be picked up by model affinity
-        s.exec(text("UPDATE jobs SET status = 'canceled', error = 'test cleanup' WHERE status = 'queued'"))
+    with session_scope() as s:  # jobs earlier tests left waiting (or running on a worker since stopped)
+        s.exec(  # would be taken by the batch loop or recovered by the next worker's lease sweep
+            text("UPDATE jobs SET status = 'canceled', error = 'test cleanup' WHERE status IN ('queued', 'running')")
+        )
 
 
 def submit(client, **fields) -> str:

@@ -96,7 +96,8 @@ class BatchLoop:
         self._post = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="postprocess")
         self._cond = threading.Condition()
         self._held: list[InFlight] = []  # claimed, waiting for (another) generation
-        self._posting = 0  # clips in post-processing
+        self._posting = 0  # steps queued or running in the post-processing pool
+        self._judging = 0  # generated clips whose quality check has not run yet
         self._model: str | None = None  # the model of the last batch: affinity at equal priority
         self._outcomes: dict[uuid.UUID, str] = {}
 
@@ -113,6 +114,7 @@ class BatchLoop:
         batches = 0
         while True:
             claim_queued = batches < self.settings.affinity_max_run and not self._stopping()
+            self._gather_retries()
             batch = self._next(claim_queued)
             if batch:
                 self._generate(batch)
@@ -127,6 +129,14 @@ class BatchLoop:
         outcome = self._outcomes.pop(job_id, "served")
         self._outcomes.clear()  # the other jobs' outcomes were logged; nothing is posting now
         return outcome
+
+    def _gather_retries(self, limit: float = 10.0) -> None:
+        """While retries wait, let the rest of their batch be judged first: retries that come back
+        together generate together."""
+        deadline = time.monotonic() + limit
+        with self._cond:
+            while self._held and self._judging and time.monotonic() < deadline:
+                self._cond.wait(0.05)
 
     def _next(self, claim_queued: bool) -> list[InFlight]:
         with self._cond:
@@ -255,6 +265,8 @@ class BatchLoop:
             seconds=key.seconds,
             took=round(time.perf_counter() - started, 3),
         )
+        with self._cond:
+            self._judging += len(live)
         for item, clip in zip(live, clips):
             self._post_submit(self._after_generation, item, clip, len(live))
 
@@ -276,14 +288,31 @@ class BatchLoop:
                 self._cond.notify_all()
 
     def _after_generation(self, item: InFlight, clip: GeneratedAudio, batch: int) -> None:
+        """Judge the clip: another attempt goes back to the loop, a result is finished after the
+        other clips of its batch are judged (so their retries can batch together)."""
         structlog.contextvars.bind_contextvars(job_id=str(item.job.id))
         try:
             try:
-                if not item.attempts.judge(clip, batch):
-                    with self._cond:
-                        self._held.append(item)  # another attempt, in a later batch
-                        self._cond.notify_all()
-                    return
+                done = item.attempts.judge(clip, batch)
+            except Exception as exc:
+                self._done(item, settle(item.job.id, self.worker, exc))
+                return
+            if done:
+                self._post_submit(self._complete, item)
+                return
+            with self._cond:
+                self._held.append(item)  # another attempt, in a later batch
+                self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._judging -= 1
+                self._cond.notify_all()
+            structlog.contextvars.unbind_contextvars("job_id")
+
+    def _complete(self, item: InFlight) -> None:
+        structlog.contextvars.bind_contextvars(job_id=str(item.job.id))
+        try:
+            try:
                 outcome = complete(
                     item.job, item.attempts, worker=self.worker, settings=self.settings, store=self.store
                 )
