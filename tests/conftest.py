@@ -71,6 +71,15 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)  # before anything reads settings
 
 
+def die_with_pytest() -> None:
+    """``preexec_fn`` of every process a test starts: the kernel kills it when this pytest process
+    dies (PR_SET_PDEATHSIG), so a run killed by a timeout leaves no worker consuming from the Redis
+    database the next run claims."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,6 +140,7 @@ def start_api(
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
+        preexec_fn=die_with_pytest,
     )
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + ready_path, proc, timeout)
@@ -191,6 +201,7 @@ class Workers:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=die_with_pytest,
         )
         self.procs.append(proc)
         name = f"{socket.gethostname()}:{proc.pid}"
@@ -218,6 +229,7 @@ class Workers:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=die_with_pytest,
         )
         self.procs.append(proc)
         key = registry.PREFIX + f"{socket.gethostname()}:{proc.pid}"

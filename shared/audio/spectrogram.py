@@ -1,7 +1,8 @@
 """Mel-spectrogram PNGs for the library UI.
 
 128 mel bands up to min(8 kHz, Nyquist), dB relative to the loudest bin, 'magma' on a dark
-background (#1a1a2e), 10 x 3 inches at 100 dpi (1000 x 300 px). Drawing uses matplotlib's
+background (#1a1a2e), 10 x 3 inches at 100 dpi (1000 x 300 px), time in seconds below and a mel
+axis labelled in Hz. Drawing uses matplotlib's
 object-oriented API (Figure + FigureCanvasAgg), never pyplot's global state, so renders are
 safe to run from several threads.
 
@@ -25,6 +26,7 @@ N_FFT = 2048
 HOP_LENGTH = 512
 FIGSIZE = (10.0, 3.0)
 DPI = 100
+HZ_TICKS = (0, 512, 1024, 2048, 4096, 8192)  # the mel axis' labels
 
 
 def mel_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
@@ -45,27 +47,35 @@ def mel_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
 
 
 def render_spectrogram_png(samples: np.ndarray, sample_rate: int) -> bytes:
-    """Render a 1000 x 300 px mel-spectrogram PNG (multichannel audio is mixed to mono)."""
-    import librosa.display
+    """Render a 1000 x 300 px mel-spectrogram PNG (multichannel audio is mixed to mono).
+
+    Mel bands are evenly spaced on the mel scale, so they are drawn as one image (``imshow``) on a
+    mel axis labelled in Hz: the picture librosa's ``specshow`` draws, at less than half the cost
+    (no mesh of quadrilaterals).
+    """
+    import librosa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     spec, fmax = mel_db(samples, sample_rate)
+    duration = spec.shape[1] * HOP_LENGTH / sample_rate
 
     fig = Figure(figsize=FIGSIZE, dpi=DPI, facecolor=BACKGROUND)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_facecolor(BACKGROUND)
-    librosa.display.specshow(
+    ax.imshow(
         spec,
-        sr=int(sample_rate),
-        hop_length=HOP_LENGTH,
-        x_axis="time",
-        y_axis="mel",
-        fmax=fmax,
+        origin="lower",
+        aspect="auto",
         cmap="magma",
-        ax=ax,
+        interpolation="nearest",
+        extent=(0.0, duration, 0.0, float(librosa.hz_to_mel(fmax))),
     )
+    hz = [f for f in HZ_TICKS if f <= fmax]
+    ax.set_yticks(librosa.hz_to_mel(np.array(hz, dtype=float)), [str(f) for f in hz])
+    ax.set_xlabel("Time (s)")
+    ax.set_ylabel("Hz")
     ax.tick_params(colors=FOREGROUND, labelsize=8)
     ax.xaxis.label.set_color(FOREGROUND)
     ax.yaxis.label.set_color(FOREGROUND)

@@ -162,7 +162,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=5,
             codebook_size=256,
-            warmup_durations=(2.0, 15.0),
+            warmup_durations=(2.0, 12.0),
         ),
         "audio": ModelSpec(
             "audio",
@@ -179,7 +179,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=2,
             codebook_size=256,
-            warmup_durations=(2.0, 15.0),
+            warmup_durations=(2.0, 12.0),
         ),
         "magnet": ModelSpec(
             "magnet",
