@@ -3,8 +3,11 @@ rate-limit class; one middleware for request ids, rate-limit headers and metrics
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
@@ -16,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
-from api.deps import SessionDep, SettingsDep
+from api.deps import AsyncSessionDep, SettingsDep
 from api.resilience import Admission, DeclaredBodyLimit, install_outage_handlers, problem_responses
 from api.routes import (
     admin,
@@ -67,11 +70,11 @@ OPEN_ROUTES = [
 
 def _metrics_route(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
-    def prometheus(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    async def prometheus(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Response:
         """Prometheus text format, for an admin key or SOUNDBOX_METRICS_TOKEN."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not (settings.metrics_token and token == settings.metrics_token):
-            require_admin(current_principal(request, session, settings))
+            require_admin(await current_principal(request, session, settings))
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -101,6 +104,42 @@ def _request_context(app: FastAPI) -> None:
         return response
 
 
+async def _sweep_limits(force: bool) -> None:
+    from shared.domain import events, limits
+
+    settings = get_settings()
+    try:
+        report = await asyncio.to_thread(
+            limits.sweep_if_due, events.redis_client(), settings.limits_sweep_seconds, force
+        )
+    except Exception as exc:  # PostgreSQL or Redis away: the next sweep heals
+        log.warning("limit counters not swept", error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    if report is not None and (report.added or report.removed):
+        log.info("limit counters repaired", added=report.added, removed=report.removed)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Rebuild the Redis limit counters from PostgreSQL before serving (bounded: a slow database
+    does not stop the start), then every SOUNDBOX_LIMITS_SWEEP_SECONDS (shared/domain/limits.py)."""
+    try:
+        await asyncio.wait_for(_sweep_limits(force=True), 15)
+    except TimeoutError:
+        log.warning("limit counters not swept at start: too slow")
+
+    async def periodic() -> None:
+        while True:
+            await asyncio.sleep(get_settings().limits_sweep_seconds)
+            await _sweep_limits(force=False)
+
+    task = asyncio.create_task(periodic())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class _App(FastAPI):
     def build_middleware_stack(self):  # a declared oversize body is refused outside everything else
         return DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes)
@@ -120,7 +159,11 @@ def _studio(app: FastAPI) -> None:
 def create_app() -> FastAPI:
     configure_logging("api")
     app = _App(
-        title="Sound Box", version="0.1.0", description=DESCRIPTION, max_body_size=get_settings().max_body_bytes or None
+        title="Sound Box",
+        version="0.1.0",
+        description=DESCRIPTION,
+        max_body_size=get_settings().max_body_bytes or None,
+        lifespan=_lifespan,
     )  # 413 before a larger body is read
     problems.install(app)
     install_outage_handlers(app)  # database and Redis errors: 503 naming which
