@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from tests.conftest import db_job, submit, wait_for_job
 
-
 MUSIC_WARM = {"SOUNDBOX_PRELOAD_MODELS": '["music"]'}  # loaded and warmed before the worker says it is ready
 
 
