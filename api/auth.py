@@ -11,10 +11,11 @@ from typing import Annotated
 import structlog
 from cachetools import TTLCache
 from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import RedisDep, SessionDep, SettingsDep
+from api.deps import AsyncRedisDep, AsyncSessionDep, SettingsDep
 from api.problems import ProblemException
-from shared.domain.accounts import account_for_key, anonymous_account, hash_key
+from shared.domain.accounts import account_for_key, account_for_key_async, anonymous_account_async, hash_key
 from shared.domain.models import Account
 from shared.infra.ratelimit import TokenBucket
 
@@ -41,6 +42,23 @@ def _unauthorized(detail: str) -> ProblemException:
 _KEY_CACHE_SIZE = 10_000
 _key_cache: TTLCache | None = None
 _key_cache_lock = threading.Lock()
+_ANONYMOUS = "anonymous"  # the anonymous account's entry in the key cache
+
+
+def _cache(ttl: float) -> TTLCache:
+    global _key_cache
+    with _key_cache_lock:
+        if _key_cache is None or _key_cache.ttl != ttl:
+            _key_cache = TTLCache(maxsize=_KEY_CACHE_SIZE, ttl=ttl)
+        return _key_cache
+
+
+def _remember(cache: TTLCache, name: str, found: Account) -> Account:
+    # a copy bound to no session: a rollback in some later request cannot expire what is shared
+    account = Account(**found.model_dump())
+    with _key_cache_lock:
+        cache[name] = account
+    return account
 
 
 def cached_account_for_key(session, secret: str, ttl: float) -> Account | None:
@@ -48,24 +66,40 @@ def cached_account_for_key(session, secret: str, ttl: float) -> Account | None:
     costs one database round trip per ``ttl``, not one per request. Only live keys are
     remembered; a revocation through this process applies at once (:func:`forget_keys`), one
     through another process or the CLI within ``ttl``."""
-    global _key_cache
     if ttl <= 0:
         return account_for_key(session, secret)
-    digest = hash_key(secret)
+    cache, digest = _cache(ttl), hash_key(secret)
     with _key_cache_lock:
-        if _key_cache is None or _key_cache.ttl != ttl:
-            _key_cache = TTLCache(maxsize=_KEY_CACHE_SIZE, ttl=ttl)
-        account = _key_cache.get(digest)
+        account = cache.get(digest)
     if account is not None:
         return account
     found = account_for_key(session, secret)
-    if found is None:
-        return None
-    # a copy bound to no session: a rollback in some later request cannot expire what is shared
-    account = Account(**found.model_dump())
+    return None if found is None else _remember(cache, digest, found)
+
+
+async def cached_account_for_key_async(session: AsyncSession, secret: str, ttl: float) -> Account | None:
+    """:func:`cached_account_for_key` on the event loop: a cached key costs no I/O at all."""
+    if ttl <= 0:
+        return await account_for_key_async(session, secret)
+    cache, digest = _cache(ttl), hash_key(secret)
     with _key_cache_lock:
-        _key_cache[digest] = account
-    return account
+        account = cache.get(digest)
+    if account is not None:
+        return account
+    found = await account_for_key_async(session, secret)
+    return None if found is None else _remember(cache, digest, found)
+
+
+async def cached_anonymous_account(session: AsyncSession, ttl: float) -> Account:
+    """The shared anonymous account, remembered like a key (its tier changes apply within ``ttl``)."""
+    if ttl <= 0:
+        return await anonymous_account_async(session)
+    cache = _cache(ttl)
+    with _key_cache_lock:
+        account = cache.get(_ANONYMOUS)
+    if account is not None:
+        return account
+    return _remember(cache, _ANONYMOUS, await anonymous_account_async(session))
 
 
 def forget_keys() -> None:
@@ -74,19 +108,21 @@ def forget_keys() -> None:
             _key_cache.clear()
 
 
-def current_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+async def current_principal(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Principal:
+    """Who is calling, without a thread hop: keys and the anonymous account are cached for
+    ``api_key_cache_seconds``; a miss is one query on the async pool."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("the Authorization header must be 'Bearer <api key>'")
-        account = cached_account_for_key(session, token.strip(), settings.api_key_cache_seconds)
+        account = await cached_account_for_key_async(session, token.strip(), settings.api_key_cache_seconds)
         if account is None:
             raise _unauthorized("this API key is not valid or has been revoked")
         principal = Principal(account, token.strip()[:12])
     elif settings.allow_anonymous:
         host = request.client.host if request.client else "unknown"
-        principal = Principal(anonymous_account(session), f"anon:{host}")
+        principal = Principal(await cached_anonymous_account(session, settings.api_key_cache_seconds), f"anon:{host}")
     else:
         raise _unauthorized("an API key is required: send 'Authorization: Bearer <api key>'")
     structlog.contextvars.bind_contextvars(account_id=str(principal.account.id))
@@ -96,11 +132,11 @@ def current_principal(request: Request, session: SessionDep, settings: SettingsD
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def optional_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal | None:
+async def optional_principal(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Principal | None:
     """The caller when it sends a key (a bad key is still 401) or anonymous access is on; None otherwise.
     For routes that answer without a key (public and unlisted sounds, the public library)."""
     if request.headers.get("authorization") or settings.allow_anonymous:
-        return current_principal(request, session, settings)
+        return await current_principal(request, session, settings)
     return None
 
 
@@ -130,22 +166,27 @@ def _bucket(redis) -> TokenBucket:
 
 def rate_limit(route_class: str, optional: bool = False):
     """A dependency charging one request to the caller's bucket for ``route_class`` (``optional``:
-    for routers that answer without a key; keyless callers count by client address)."""
+    for routers that answer without a key; keyless callers count by client address). Async: one
+    EVALSHA on the event loop, no thread hop."""
 
-    def charge(request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
-        _charge(request, principal.key, route_class, settings, redis)
+    async def charge(
+        request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: AsyncRedisDep
+    ) -> None:
+        await _charge(request, principal.key, route_class, settings, redis)
 
-    def charge_optional(request: Request, principal: OptionalPrincipal, settings: SettingsDep, redis: RedisDep) -> None:
+    async def charge_optional(
+        request: Request, principal: OptionalPrincipal, settings: SettingsDep, redis: AsyncRedisDep
+    ) -> None:
         host = request.client.host if request.client else "unknown"
-        _charge(request, principal.key if principal else f"anon:{host}", route_class, settings, redis)
+        await _charge(request, principal.key if principal else f"anon:{host}", route_class, settings, redis)
 
     return Depends(charge_optional if optional else charge)
 
 
-def _charge(request: Request, key: str, route_class: str, settings, redis) -> None:
+async def _charge(request: Request, key: str, route_class: str, settings, redis) -> None:
     limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
     try:
-        result = _bucket(redis).take(f"soundbox:ratelimit:{route_class}:{key}", limit, per)
+        result = await _bucket(redis).take_async(f"soundbox:ratelimit:{route_class}:{key}", limit, per)
     except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
         log.warning("rate limiter unavailable", error=str(exc))
         return

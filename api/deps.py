@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from typing import Annotated
 
 import redis
+import redis.asyncio as aioredis
 from fastapi import Depends
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain.catalog import ModelSpec, get_catalog
-from shared.infra.db import get_engine
+from shared.infra.db import async_session, get_engine
 from shared.infra.storage import ObjectStore, get_store
 from shared.settings import Settings, get_settings
 
@@ -28,6 +30,37 @@ def get_session() -> Iterator[Session]:
             pass
 
 
+async def get_async_session() -> AsyncIterator[AsyncSession]:
+    """A session on the async pool (it takes a connection only when first used)."""
+    session = async_session()
+    try:
+        yield session
+    finally:
+        try:
+            await session.close()
+        except SQLAlchemyError:
+            pass
+
+
+@lru_cache
+def _async_redis(url: str) -> aioredis.Redis:
+    # bounded: at most this many connections per process; a caller beyond waits up to 2 s for one
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=2, socket_timeout=5, socket_connect_timeout=2
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def settings_dep() -> Settings:
+    """``get_settings`` as an async dependency: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a hop per request the hot routes cannot afford."""
+    return get_settings()
+
+
+async def get_async_redis(settings: Annotated[Settings, Depends(settings_dep)]) -> aioredis.Redis:
+    return _async_redis(settings.redis_url)
+
+
 @lru_cache
 def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
@@ -41,12 +74,20 @@ def get_object_store(settings: Annotated[Settings, Depends(get_settings)]) -> Ob
     return get_store(settings)
 
 
-def get_models(settings: Annotated[Settings, Depends(get_settings)]) -> dict[str, ModelSpec]:
-    return get_catalog(settings)
+_catalogs: dict[int, tuple[Settings, dict[str, ModelSpec]]] = {}
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def get_models(settings: Annotated[Settings, Depends(settings_dep)]) -> dict[str, ModelSpec]:
+    held = _catalogs.get(id(settings))
+    if held is None or held[0] is not settings:  # built once per settings object (a process has one)
+        held = _catalogs[id(settings)] = (settings, get_catalog(settings))
+    return held[1]
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_session)]
+AsyncRedisDep = Annotated[aioredis.Redis, Depends(get_async_redis)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 StoreDep = Annotated[ObjectStore, Depends(get_object_store)]
 CatalogDep = Annotated[dict[str, ModelSpec], Depends(get_models)]

@@ -3,8 +3,11 @@ rate-limit class; one middleware for request ids, rate-limit headers and metrics
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
@@ -13,10 +16,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
-from api.deps import SessionDep, SettingsDep
+from api.deps import AsyncSessionDep, SettingsDep
 from api.resilience import Admission, DeclaredBodyLimit, install_outage_handlers, problem_responses
 from api.routes import (
     admin,
@@ -67,38 +71,95 @@ OPEN_ROUTES = [
 
 def _metrics_route(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
-    def prometheus(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    async def prometheus(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Response:
         """Prometheus text format, for an admin key or SOUNDBOX_METRICS_TOKEN."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not (settings.metrics_token and token == settings.metrics_token):
-            require_admin(current_principal(request, session, settings))
+            require_admin(await current_principal(request, session, settings))
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def _request_context(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def context(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+class RequestContext:
+    """Request ids (``X-Request-ID``), rate-limit headers, metrics and the request log, as plain
+    ASGI (``BaseHTTPMiddleware`` costs a task and a body stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        request_id = request_id or uuid.uuid4().hex
         started = time.perf_counter()
+        status, elapsed = 500, 0.0
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, elapsed
+            if message["type"] == "http.response.start":
+                status, elapsed = message["status"], time.perf_counter() - started
+                raw = list(message.get("headers", []))
+                present = {k.lower() for k, _ in raw}
+                raw.append((b"x-request-id", request_id.encode("latin-1")))
+                for name, value in scope.get("state", {}).get("rate_limit_headers", {}).items():
+                    if name.lower().encode() not in present:
+                        raw.append((name.encode(), value.encode()))
+                message = {**message, "headers": raw}
+            await send(message)
+
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            response = await call_next(request)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            metrics.REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-            metrics.LATENCY.labels(request.method, template).observe(elapsed)
-            if template != "/metrics" and not template.startswith("/healthz"):
-                log.info(
-                    "request",
-                    method=request.method,
-                    path=request.url.path,
-                    status=response.status_code,
-                    ms=round(elapsed * 1000, 1),
-                )
-        response.headers["X-Request-ID"] = request_id
-        for name, value in getattr(request.state, "rate_limit_headers", {}).items():
-            response.headers.setdefault(name, value)
-        return response
+            try:
+                await self.app(scope, receive, send_with_context)
+            finally:
+                route = scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                method = scope["method"]
+                elapsed = elapsed or time.perf_counter() - started
+                metrics.REQUESTS.labels(method, template, str(status)).inc()
+                metrics.LATENCY.labels(method, template).observe(elapsed)
+                if template != "/metrics" and not template.startswith("/healthz"):
+                    log.info("request", method=method, path=scope["path"], status=status, ms=round(elapsed * 1000, 1))
+
+
+async def _sweep_limits(force: bool) -> None:
+    from shared.domain import events, limits
+
+    settings = get_settings()
+    try:
+        report = await asyncio.to_thread(
+            limits.sweep_if_due, events.redis_client(), settings.limits_sweep_seconds, force
+        )
+    except Exception as exc:  # PostgreSQL or Redis away: the next sweep heals
+        log.warning("limit counters not swept", error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    if report is not None and (report.added or report.removed):
+        log.info("limit counters repaired", added=report.added, removed=report.removed)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Rebuild the Redis limit counters from PostgreSQL before serving (bounded: a slow database
+    does not stop the start), then every SOUNDBOX_LIMITS_SWEEP_SECONDS (shared/domain/limits.py)."""
+    try:
+        await asyncio.wait_for(_sweep_limits(force=True), 15)
+    except TimeoutError:
+        log.warning("limit counters not swept at start: too slow")
+
+    async def periodic() -> None:
+        while True:
+            await asyncio.sleep(get_settings().limits_sweep_seconds)
+            await _sweep_limits(force=False)
+
+    task = asyncio.create_task(periodic())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 class _App(FastAPI):
@@ -120,7 +181,11 @@ def _studio(app: FastAPI) -> None:
 def create_app() -> FastAPI:
     configure_logging("api")
     app = _App(
-        title="Sound Box", version="0.1.0", description=DESCRIPTION, max_body_size=get_settings().max_body_bytes or None
+        title="Sound Box",
+        version="0.1.0",
+        description=DESCRIPTION,
+        max_body_size=get_settings().max_body_bytes or None,
+        lifespan=_lifespan,
     )  # 413 before a larger body is read
     problems.install(app)
     install_outage_handlers(app)  # database and Redis errors: 503 naming which
@@ -136,7 +201,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     _metrics_route(app)
     _studio(app)
-    _request_context(app)
+    app.add_middleware(RequestContext)
     settings = get_settings()
     app.add_middleware(
         Admission,

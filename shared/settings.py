@@ -232,6 +232,15 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections a process keeps open.")
     db_max_overflow: int = Field(5, ge=0, description="Connections a process may open beyond db_pool_size.")
+    db_async_pool_size: int = Field(
+        16, ge=1, description="PostgreSQL connections an API process keeps for its async routes (submit, job reads)."
+    )
+    db_async_max_overflow: int = Field(
+        0, ge=0, description="Async connections an API process may open beyond those (each opened and closed per use)."
+    )
+    limits_sweep_seconds: float = Field(
+        30.0, gt=0, description="How often the Redis limit counters are rebuilt from PostgreSQL (drift heals)."
+    )
     db_pool_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a pooled connection before a 503.")
     db_connect_timeout: int = Field(3, ge=1, description="Seconds to wait for PostgreSQL to accept a connection.")
     numba_cache_dir: Path = Path("var/cache/numba")

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import idempotency, live
 from api.auth import CurrentPrincipal
-from api.deps import CatalogDep, SessionDep, SettingsDep
+from api.deps import AsyncRedisDep, AsyncSessionDep, CatalogDep, SettingsDep
 from api.presenters import job_out
 from api.resilience import release_admission
 from shared.domain import jobs
@@ -60,7 +60,8 @@ async def create_generation(
     body: GenerationCreate,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: AsyncSessionDep,
+    redis: AsyncRedisDep,
     catalog: CatalogDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
@@ -84,9 +85,9 @@ async def create_generation(
     `GET /v1/jobs/{id}/events`, or give a `webhook_url`. The priority is clamped into the caller's tier range."""
     wait = prefer_wait(prefer)
     key = idempotency.check_key(idempotency_key)
-    submission = await run_in_threadpool(
-        jobs.submit,
+    submission = await jobs.submit_async(
         session=session,
+        redis_client=redis,
         account=principal.account,
         request=body,
         catalog=catalog,
@@ -94,7 +95,7 @@ async def create_generation(
         idempotency_key=key,
     )
     job, replayed = submission.job, submission.replayed
-    await run_in_threadpool(session.close)  # hold no database connection while waiting
+    await session.close()  # hold no database connection while waiting
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
 from shared.domain.tiers import DEFAULT_TIER
@@ -43,18 +44,32 @@ def add_key(session: Session, account: Account, name: str) -> NewKey:
     return NewKey(account, key, secret)
 
 
-def account_for_key(session: Session, secret: str) -> Account | None:
-    """The account a live key belongs to (and note the key's use), or None."""
-    row = session.exec(
+def _use_key_stmt(secret: str):
+    return (
         update(ApiKey)
         .where(col(ApiKey.key_hash) == hash_key(secret), col(ApiKey.revoked_at).is_(None))
         .values(last_used_at=utcnow())
         .returning(col(ApiKey.account_id))
-    ).first()
+    )
+
+
+def account_for_key(session: Session, secret: str) -> Account | None:
+    """The account a live key belongs to (and note the key's use), or None."""
+    row = session.exec(_use_key_stmt(secret)).first()
     if row is None:
         return None
     session.commit()
     return session.get(Account, row[0])
+
+
+async def account_for_key_async(session: AsyncSession, secret: str) -> Account | None:
+    """``account_for_key`` on the API's event loop."""
+    row = (await session.exec(_use_key_stmt(secret))).first()
+    if row is None:
+        await session.rollback()
+        return None
+    await session.commit()
+    return await session.get(Account, row[0])
 
 
 def anonymous_account(session: Session) -> Account:
@@ -63,6 +78,15 @@ def anonymous_account(session: Session) -> Account:
         account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier=DEFAULT_TIER)
         session.add(account)
         session.commit()
+    return account
+
+
+async def anonymous_account_async(session: AsyncSession) -> Account:
+    account = await session.get(Account, ANONYMOUS_ACCOUNT_ID)
+    if account is None:
+        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier=DEFAULT_TIER)
+        session.add(account)
+        await session.commit()
     return account
 
 

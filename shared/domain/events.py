@@ -29,6 +29,7 @@ from typing import Any
 import redis
 import structlog
 
+from shared.domain import limits
 from shared.domain.jobview import job_out
 from shared.domain.models import Job, JobStatus, Sound, WebhookDelivery, utcnow
 from shared.domain.schemas import TERMINAL_EVENTS, EventType
@@ -65,6 +66,7 @@ class Event:
     job_id: str
     envelope: dict[str, Any]
     deliveries: list[str] = field(default_factory=list)
+    account_id: str = ""  # whose limits the change touches (shared/domain/limits.on_event)
 
     @property
     def type(self) -> str:
@@ -92,7 +94,7 @@ def record(
         sound = session.get(Sound, job.result_sound_id)
     now = utcnow()
     body = envelope(job, event_type, sound, base_url=settings.public_url, when=now)
-    event = Event(str(job.id), {**body, **(extra or {})})
+    event = Event(str(job.id), {**body, **(extra or {})}, account_id=str(job.account_id))
     if job.webhook_url and event_type in (job.webhook_events or []):
         delivery = WebhookDelivery(
             job_id=job.id,
@@ -114,6 +116,11 @@ def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 
+def redis_client() -> redis.Redis:
+    """This process's synchronous client of the service's Redis (events, limits)."""
+    return _redis(get_settings().redis_url)
+
+
 def publish(*events: Event | None) -> None:
     """After the commit: append to the job's stream, notify listeners, dispatch webhook deliveries."""
     settings = get_settings()
@@ -122,16 +129,21 @@ def publish(*events: Event | None) -> None:
             continue
         try:
             pipe = _redis(settings.redis_url).pipeline(transaction=True)
-            key = stream_key(event.job_id)
-            pipe.xadd(
-                key, {"type": event.type, "event": json.dumps(event.envelope)}, maxlen=STREAM_MAXLEN, approximate=True
-            )
-            pipe.expire(key, settings.events_ttl_seconds)
-            pipe.publish(channel(event.job_id), event.type)
+            publish_commands(pipe, event, settings.events_ttl_seconds)
             pipe.execute()
         except Exception as exc:  # listeners fall back to the database; never fail the state change
             log.warning("job event not published", job_id=event.job_id, type=event.type, error=str(exc))
         dispatch(event.deliveries)
+
+
+def publish_commands(pipe: Any, event: Event, ttl_seconds: int) -> None:
+    """``publish``'s Redis commands for one event, queued in the caller's pipeline (an asyncio
+    pipeline too: shared/domain/jobs.submit_async sends the event and the task in one round trip)."""
+    key = stream_key(event.job_id)
+    pipe.xadd(key, {"type": event.type, "event": json.dumps(event.envelope)}, maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.expire(key, ttl_seconds)
+    pipe.publish(channel(event.job_id), event.type)
+    limits.on_event(pipe, event.job_id, event.account_id, event.type)
 
 
 def dispatch(delivery_ids: list[str]) -> None:

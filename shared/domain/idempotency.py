@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain.errors import IdempotencyConflict
 from shared.domain.models import IdempotencyKey, Job, utcnow
@@ -27,14 +28,20 @@ def request_hash(body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _lookup_stmt(account_id: uuid.UUID, key: str):
+    return select(IdempotencyKey).where(
+        col(IdempotencyKey.account_id) == account_id,
+        col(IdempotencyKey.key) == key,
+        col(IdempotencyKey.expires_at) > utcnow(),
+    )
+
+
 def lookup(session: Session, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-    return session.exec(
-        select(IdempotencyKey).where(
-            col(IdempotencyKey.account_id) == account_id,
-            col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.expires_at) > utcnow(),
-        )
-    ).first()
+    return session.exec(_lookup_stmt(account_id, key)).first()
+
+
+async def lookup_async(session: AsyncSession, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+    return (await session.exec(_lookup_stmt(account_id, key))).first()
 
 
 def remember(
@@ -42,6 +49,16 @@ def remember(
 ) -> bool:
     """Tie the key to the job (in the caller's transaction). False when the key is already live:
     the caller then rolls back and replays."""
+    return session.exec(_remember_stmt(account_id, key, digest, job_id, ttl_seconds)).first() is not None
+
+
+async def remember_async(
+    session: AsyncSession, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
+) -> bool:
+    return (await session.exec(_remember_stmt(account_id, key, digest, job_id, ttl_seconds))).first() is not None
+
+
+def _remember_stmt(account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int):
     now = utcnow()
     stmt = insert(IdempotencyKey).values(
         account_id=account_id,
@@ -61,23 +78,35 @@ def remember(
         },
         where=col(IdempotencyKey.expires_at) <= now,  # an expired key is free again
     ).returning(col(IdempotencyKey.key))
-    return session.exec(upsert).first() is not None
+    return upsert
+
+
+def forget_stmt(account_id: uuid.UUID, key: str):
+    return delete(IdempotencyKey).where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
 
 
 def forget(session: Session, account_id: uuid.UUID, key: str) -> None:
-    session.exec(
-        delete(IdempotencyKey).where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
-    )
+    session.exec(forget_stmt(account_id, key))
 
 
 def replay(session: Session, row: IdempotencyKey | None, digest: str, key: str) -> Job:
     """The job the key made, when this request is the same one; ``IdempotencyConflict`` when its body differs."""
+    job = session.get(Job, _replayed_id(row, digest, key))
+    assert job is not None  # the key's row goes with its job (ON DELETE CASCADE)
+    return job
+
+
+async def replay_async(session: AsyncSession, row: IdempotencyKey | None, digest: str, key: str) -> Job:
+    job = await session.get(Job, _replayed_id(row, digest, key))
+    assert job is not None
+    return job
+
+
+def _replayed_id(row: IdempotencyKey | None, digest: str, key: str) -> uuid.UUID:
     if row is None:  # the racing request's key expired in between: extremely unlikely, say so
         raise IdempotencyConflict(f"{NAME} '{key}' is in use by a concurrent request; retry")
     if row.request_hash != digest:
         raise IdempotencyConflict(
             f"{NAME} '{key}' was already used with a different request body; use a new key for a new request"
         )
-    job = session.get(Job, row.job_id)
-    assert job is not None  # the key's row goes with its job (ON DELETE CASCADE)
-    return job
+    return row.job_id

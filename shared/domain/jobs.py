@@ -16,27 +16,30 @@ The API's calls take its request's session and own that transaction; the worker'
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+import redis
 import structlog
-from sqlalchemy import Integer, and_, cast, func, or_, update
+from sqlalchemy import Integer, and_, cast, func, insert, or_, update
 from sqlmodel import Session, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.domain import events, idempotency, prompts
+from shared.domain import events, idempotency, limits, prompts
 from shared.domain.catalog import ModelId, ModelSpec
 from shared.domain.errors import InvalidField, JobFinished, QueueUnavailable
 from shared.domain.events import EventType
-from shared.domain.limits import check_submit_limits
 from shared.domain.models import Account, Job, JobStatus, Sound, utcnow
 from shared.domain.params import params_for
 from shared.domain.schemas import DEFAULT_WEBHOOK_EVENTS, GenerationCreate
-from shared.domain.tiers import limits_for
+from shared.domain.tiers import TierLimits, limits_for
 from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
-from shared.infra.celery_app import enqueue_job
+from shared.infra.celery_app import enqueue_job, job_message
 from shared.infra.db import session_scope
 from shared.settings import Settings
 from shared.speech.voices import discover_voices
@@ -55,6 +58,55 @@ class Submission:
     replayed: bool  # True: an earlier request with the same idempotency key made this job
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A submission checked and shaped, nothing written yet."""
+
+    job: Job
+    spec: ModelSpec
+    tier_name: str
+    tier: TierLimits
+    digest: str  # of the request, when an idempotency key came with it
+
+
+def _plan(
+    account: Account, request: GenerationCreate, catalog: dict[str, ModelSpec], settings: Settings, key: str | None
+) -> _Plan:
+    request, guidance = prompts.guide_submission(request)  # resolves "auto"; the prompt's warnings go on the job
+    spec = catalog[request.model]
+    if not spec.uses_duration and request.voice is not None:
+        _check_voice(settings, request.voice)
+    tier_name = account.tier
+    tier = limits_for(settings.tiers, tier_name)
+    params = params_for(request, spec, tier_name, tier)
+    webhook_url, webhook_events = _webhook_target(request, settings)
+    priority = tier.clamp_priority(request.priority)
+    job = Job(  # every field with a default factory given: pydantic inspects each factory it calls
+        id=uuid.uuid4(),
+        created_at=utcnow(),
+        attempt_log=[],
+        account_id=account.id,
+        model=spec.id,
+        params=params.to_row(),
+        priority=priority,
+        queue_priority=priority,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
+        warnings=guidance.warnings,
+        model_choice=guidance.model_choice,
+    )
+    return _Plan(job, spec, tier_name, tier, idempotency.request_hash(request) if key else "")
+
+
+_JOB_COLUMNS = tuple(Job.__table__.columns)  # type: ignore[attr-defined]
+_INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]  # one compiled statement, values as parameters
+
+
+@lru_cache
+def _admit_script(client: Any) -> Any:
+    return client.register_script(limits.ADMIT_LUA)  # one registered script per client (EVALSHA)
+
+
 def submit(
     *,
     session: Session,
@@ -66,11 +118,13 @@ def submit(
     enqueue: Enqueue = enqueue_job,
 ) -> Submission:
     """Validate, record and enqueue a job for ``account``; or, with an ``idempotency_key`` an earlier
-    request of the same body used, return the job that request made (``replayed``).
+    request of the same body used, return the job that request made (``replayed``). The API's
+    route uses :func:`submit_async`, the same steps on an event loop.
 
-    Refusals leave nothing behind (no row, no key): ``InvalidField`` (a rule of the model or the
-    tier), ``LimitReached`` (tier limits, service capacity), ``IdempotencyConflict`` (the key
-    belongs to another body).
+    Refusals leave nothing behind (no row, no key, no place in the limits): ``InvalidField`` (a
+    rule of the model or the tier), ``LimitReached`` (tier limits, service capacity: admitted
+    atomically in Redis, shared/domain/limits.py), ``IdempotencyConflict`` (the key belongs to
+    another body).
 
     Delivery guarantee: the job row, its idempotency key and its ``job.queued`` event commit in
     one transaction *before* the task is sent, so a worker never receives a job that does not
@@ -79,55 +133,123 @@ def submit(
     ``job.failed`` event recorded), the key is released so a retry may try again, and
     ``QueueUnavailable`` is raised: nothing the caller was told is accepted ever waits without a
     message. Once ``enqueue`` returned, the broker holds the task until a worker acknowledges it
-    after running it (late acks), and leases recover jobs whose worker died. The one gap: a
-    process killed between the commit and the send leaves a queued row with no message, which
-    only aging's re-send (``promote_aged``, while its priority can still rise) delivers.
+    after running it (late acks), and leases recover jobs whose worker died. The one gap, a
+    process killed between the commit and the send, is closed by the reconciler
+    (shared/domain/reconcile.py), which sends a queued job whose message is gone again.
     """
-    request, guidance = prompts.guide_submission(request)  # resolves "auto"; the prompt's warnings go on the job
-    spec = catalog[request.model]
-    if not spec.uses_duration and request.voice is not None:
-        _check_voice(settings, request.voice)
-    tier_name = account.tier
-    tier = limits_for(settings.tiers, tier_name)
-    params = params_for(request, spec, tier_name, tier)
-    webhook_url, webhook_events = _webhook_target(request, settings)
     key = idempotency_key
-    digest = idempotency.request_hash(request) if key else ""
+    plan = _plan(account, request, catalog, settings, key)
+    job = plan.job
     if key and (earlier := idempotency.lookup(session, account.id, key)) is not None:
-        return Submission(idempotency.replay(session, earlier, digest, key), replayed=True)
-    check_submit_limits(
-        session, account=account, tier_name=tier_name, tier=tier, max_queued_jobs=settings.max_queued_jobs
-    )
-    priority = tier.clamp_priority(request.priority)
-    job = Job(
-        account_id=account.id,
-        model=spec.id,
-        params=params.to_row(),
-        priority=priority,
-        queue_priority=priority,
-        webhook_url=webhook_url,
-        webhook_events=webhook_events,
-        warnings=guidance.warnings,
-        model_choice=guidance.model_choice,
-    )
-    session.add(job)
-    session.flush()
-    if key and not idempotency.remember(session, account.id, key, digest, job.id, settings.idempotency_ttl_seconds):
-        session.rollback()  # a concurrent request with this key made its job first: answer with that one
-        return Submission(
-            idempotency.replay(session, idempotency.lookup(session, account.id, key), digest, key), replayed=True
-        )
-    queued = events.record(session, job, EventType.queued)
-    session.commit()
+        return Submission(idempotency.replay(session, earlier, plan.digest, key), replayed=True)
+    client = events.redis_client()
+    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs)
+    try:
+        reply = _admit_script(client)(keys=adm.keys, args=adm.args)
+    except redis.RedisError as exc:
+        raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
+    limits.verdict(adm, reply, settings.max_queued_jobs)
+    try:
+        session.add(job)
+        session.flush()
+        if key and not idempotency.remember(
+            session, account.id, key, plan.digest, job.id, settings.idempotency_ttl_seconds
+        ):
+            session.rollback()  # a concurrent request with this key made its job first: answer with that one
+            _release(client, job)
+            return Submission(
+                idempotency.replay(session, idempotency.lookup(session, account.id, key), plan.digest, key),
+                replayed=True,
+            )
+        queued = events.record(session, job, EventType.queued)
+        session.commit()
+    except BaseException:
+        _release(client, job)
+        raise
     events.publish(queued)  # before the task is sent, so job.queued is always the first event
     try:
-        enqueue(str(job.id), spec.queue, job.priority)
+        enqueue(str(job.id), plan.spec.queue, job.priority)
     except Exception as exc:  # broker down: nothing was accepted, say so and keep the row honest
         log.error("enqueue failed", job_id=str(job.id), error=str(exc))
         _fail_unsent(session, job, key)
         raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
     log.info("job queued", job_id=str(job.id), model=job.model, priority=job.priority)
     return Submission(job, replayed=False)
+
+
+def _release(client: Any, job: Job) -> None:
+    """Give back the places ``admit`` took for a job whose row was not committed."""
+    try:
+        pipe = client.pipeline(transaction=False)
+        limits.release_commands(pipe, job.id, job.account_id)
+        pipe.execute()
+    except Exception as exc:  # the sweep takes the entry back later
+        log.warning("limit release deferred to the sweep", job_id=str(job.id), error=str(exc))
+
+
+async def submit_async(
+    *,
+    session: AsyncSession,
+    redis_client: Any,
+    account: Account,
+    request: GenerationCreate,
+    catalog: dict[str, ModelSpec],
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """:func:`submit` on an event loop (the API's route): the same checks, limits, transaction and
+    guarantee, with no thread hop on the common path. ``redis_client`` is a ``redis.asyncio``
+    client of the broker. The ``job.queued`` event and the task go to Redis in one pipeline,
+    event first; the task is the LPUSH of the message ``enqueue_job`` would send
+    (shared/infra/celery_app.job_message). Checks that may block (a webhook host's resolution,
+    the voice files) run in a thread."""
+    key = idempotency_key
+    if request.webhook_url is not None or request.voice is not None:
+        plan = await asyncio.to_thread(_plan, account, request, catalog, settings, key)
+    else:
+        plan = _plan(account, request, catalog, settings, key)
+    job = plan.job
+    if key and (earlier := await idempotency.lookup_async(session, account.id, key)) is not None:
+        return Submission(await idempotency.replay_async(session, earlier, plan.digest, key), replayed=True)
+    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs)
+    limits.verdict(adm, await _admit_script(redis_client)(keys=adm.keys, args=adm.args), settings.max_queued_jobs)
+    try:
+        # a Core INSERT of the row (the ORM's unit of work costs more than the statement itself)
+        await session.execute(_INSERT_JOB, {c.key: getattr(job, c.key) for c in _JOB_COLUMNS})
+        if key and not await idempotency.remember_async(
+            session, account.id, key, plan.digest, job.id, settings.idempotency_ttl_seconds
+        ):
+            await session.rollback()  # a concurrent request with this key made its job first
+            await _release_async(redis_client, job)
+            earlier = await idempotency.lookup_async(session, account.id, key)
+            return Submission(await idempotency.replay_async(session, earlier, plan.digest, key), replayed=True)
+        queued = events.record(session, job, EventType.queued)
+        await session.commit()
+    except BaseException:
+        await _release_async(redis_client, job)
+        raise
+    list_key, message = job_message(str(job.id), plan.spec.queue, job.priority)
+    try:
+        pipe = redis_client.pipeline(transaction=True)
+        events.publish_commands(pipe, queued, settings.events_ttl_seconds)  # job.queued first, then the task
+        pipe.lpush(list_key, message)
+        await pipe.execute()
+    except Exception as exc:  # broker down: nothing was accepted, say so and keep the row honest
+        log.error("enqueue failed", job_id=str(job.id), error=str(exc))
+        await _fail_unsent_async(session, redis_client, job, key, settings)
+        raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
+    if queued.deliveries:
+        await asyncio.to_thread(events.dispatch, queued.deliveries)
+    return Submission(job, replayed=False)
+
+
+async def _release_async(client: Any, job: Job) -> None:
+    try:
+        pipe = client.pipeline(transaction=False)
+        limits.release_commands(pipe, job.id, job.account_id)
+        await pipe.execute()
+    except Exception as exc:
+        log.warning("limit release deferred to the sweep", job_id=str(job.id), error=str(exc))
 
 
 def _check_voice(settings: Settings, voice: str) -> None:
@@ -153,20 +275,44 @@ def _webhook_target(request: GenerationCreate, settings: Settings) -> tuple[str 
     return request.webhook_url, [EventType(e).value for e in request.webhook_events or DEFAULT_WEBHOOK_EVENTS]
 
 
-def _fail_unsent(session: Session, job: Job, key: str | None) -> None:
+def _fail_unsent_stmt(job_id: uuid.UUID):
     """queued → failed for a job whose task the broker refused (unless it changed meanwhile)."""
-    failed = session.scalars(
+    return (
         update(Job)
-        .where(col(Job.id) == job.id, col(Job.status) == QUEUED)
+        .where(col(Job.id) == job_id, col(Job.status) == QUEUED)
         .values(status=JobStatus.failed, error="queue unavailable at submit", finished_at=utcnow())
         .returning(Job)
         .execution_options(populate_existing=True)
-    ).first()
+    )
+
+
+def _fail_unsent(session: Session, job: Job, key: str | None) -> None:
+    failed = session.scalars(_fail_unsent_stmt(job.id)).first()
     if key:
         idempotency.forget(session, job.account_id, key)  # a retry with the key must try again
     event = events.record(session, failed, EventType.failed) if failed is not None else None
     session.commit()
     events.publish(event)
+
+
+async def _fail_unsent_async(
+    session: AsyncSession, redis_client: Any, job: Job, key: str | None, settings: Settings
+) -> None:
+    failed = (await session.scalars(_fail_unsent_stmt(job.id))).first()
+    if key:
+        await session.exec(idempotency.forget_stmt(job.account_id, key))  # a retry with the key must try again
+    event = events.record(session, failed, EventType.failed) if failed is not None else None
+    await session.commit()
+    if event is None:
+        return
+    try:  # Redis is likely down: the event is lost to live listeners (they read the row), its place freed by the sweep
+        pipe = redis_client.pipeline(transaction=True)
+        events.publish_commands(pipe, event, settings.events_ttl_seconds)
+        await pipe.execute()
+    except Exception as exc:
+        log.warning("job event not published", job_id=event.job_id, type=event.type, error=str(exc))
+    if event.deliveries:
+        await asyncio.to_thread(events.dispatch, event.deliveries)
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> Job:

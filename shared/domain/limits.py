@@ -1,58 +1,259 @@
 """What an account may submit right now: its tier's pending-jobs cap and hourly quota, and the
-service's cap on waiting jobs. Kept apart from the job states so the counting can move (to Redis,
-say) without touching them."""
+service's cap on waiting jobs, kept atomically in Redis so no submission serializes on an account
+row or counts a table.
+
+Three sorted sets, members job ids, scores the time (Redis' clock) each was added:
+
+- ``soundbox:limits:pending:<account>``: the account's queued or running jobs (``max_pending``);
+- ``soundbox:limits:hourly:<account>``: the account's jobs made in the last hour (``jobs_per_hour``;
+  the oldest tells the ``Retry-After``), trimmed as the window slides;
+- ``soundbox:limits:queued``: every queued job (``max_queued_jobs``).
+
+``admit`` (one Lua script, together with the token-bucket rate limit when the caller passes one)
+checks the three caps and adds the job to all three at once, or adds nothing: two submissions can
+never both take the last place. ``release`` takes back a job whose row was never committed.
+After a job's state changes, ``on_event`` (called from shared/domain/events.publish, in the same
+Redis pipeline as the event itself) keeps the sets true: ``job.started`` leaves the queued set, a
+terminal event leaves the pending and queued sets, a requeued job (``job.queued`` again) returns
+to the queued set. PostgreSQL stays the truth: ``sweep`` rebuilds the sets from it (added: pending
+jobs missing from Redis, e.g. after Redis restarted empty; removed: ids no longer pending whose
+entry is older than a grace, so a submission between its admission and its commit is not taken
+back), run by every API process at start and then every ``SOUNDBOX_LIMITS_SWEEP_SECONDS`` by
+whichever process takes the sweep's lock first. Drift heals within one interval.
+"""
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from shared.domain.errors import LimitReached
-from shared.domain.models import Account, Job, JobStatus, utcnow
+from shared.domain.models import Job, JobStatus, utcnow
 from shared.domain.tiers import TierLimits
 
 PENDING_RETRY_AFTER = 10  # seconds: a pending job usually finishes by then
 CAPACITY_RETRY_AFTER = 30
+WINDOW = 3600  # seconds: the hourly quota's sliding window
+SWEEP_GRACE = 30.0  # seconds: an admitted job's entry may wait this long for its row to commit
+PREFIX = "soundbox:limits:"
+QUEUED_KEY = PREFIX + "queued"
+SWEEP_LOCK = PREFIX + "sweep-lock"
 
 
-def check_submit_limits(
-    session: Session, *, account: Account, tier_name: str, tier: TierLimits, max_queued_jobs: int
-) -> None:
-    """Raise ``LimitReached`` when a new job would break a limit. The account row is locked (until
-    the caller's transaction ends), so concurrent submissions from one account are counted one
-    after another."""
-    session.exec(select(Account).where(col(Account.id) == account.id).with_for_update()).first()
-    pending = session.exec(
-        select(func.count())
-        .select_from(Job)
-        .where(col(Job.account_id) == account.id, col(Job.status).in_([JobStatus.queued, JobStatus.running]))
-    ).one()
-    if pending >= tier.max_pending:
+def pending_key(account_id: uuid.UUID | str) -> str:
+    return f"{PREFIX}pending:{account_id}"
+
+
+def hourly_key(account_id: uuid.UUID | str) -> str:
+    return f"{PREFIX}hourly:{account_id}"
+
+
+# KEYS: pending, hourly, queued, [rate bucket]
+# ARGV: job id, max_pending, jobs_per_hour, max_queued, window, [bucket capacity, rate, cost]
+# Returns {verdict, count, oldest hourly score, bucket allowed, bucket tokens}; verdict 0 admitted,
+# 1 max_pending, 2 jobs_per_hour, 3 max_queued_jobs, 4 rate limit.
+ADMIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local allowed, tokens = 1, -1
+if KEYS[4] then
+  local capacity, rate, cost = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local b = redis.call('HMGET', KEYS[4], 'tokens', 'ts')
+  tokens = tonumber(b[1]) or capacity
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+  if tokens >= cost then tokens = tokens - cost else allowed = 0 end
+  redis.call('HSET', KEYS[4], 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[4], math.ceil(capacity / rate) + 1)
+  if allowed == 0 then return {4, 0, '0', allowed, tostring(tokens)} end
+end
+local window = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+local pending = redis.call('ZCARD', KEYS[1])
+if pending >= tonumber(ARGV[2]) then return {1, pending, '0', allowed, tostring(tokens)} end
+local hourly = redis.call('ZCARD', KEYS[2])
+if hourly >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {2, hourly, tostring(oldest[2] or now) .. ':' .. tostring(now), allowed, tostring(tokens)}
+end
+local queued = redis.call('ZCARD', KEYS[3])
+if queued >= tonumber(ARGV[4]) then return {3, queued, '0', allowed, tostring(tokens)} end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('EXPIRE', KEYS[2], window + 60)
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+return {0, 0, '0', allowed, tostring(tokens)}
+"""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """The caller's token bucket for this request (shared/infra/ratelimit.py), charged by the same script."""
+
+    key: str
+    limit: int
+    per_seconds: float
+
+
+@dataclass(frozen=True)
+class Admission:
+    keys: list[str]
+    args: list[Any]
+    tier_name: str
+    tier: TierLimits
+    bucket: Bucket | None
+
+
+def admission(
+    job_id: uuid.UUID,
+    account_id: uuid.UUID,
+    tier_name: str,
+    tier: TierLimits,
+    max_queued_jobs: int,
+    bucket: Bucket | None = None,
+) -> Admission:
+    keys = [pending_key(account_id), hourly_key(account_id), QUEUED_KEY]
+    args: list[Any] = [str(job_id), tier.max_pending, tier.jobs_per_hour, max_queued_jobs, WINDOW]
+    if bucket is not None:
+        keys.append(bucket.key)
+        args += [bucket.limit, bucket.limit / bucket.per_seconds, 1]
+    return Admission(keys, args, tier_name, tier, bucket)
+
+
+def verdict(adm: Admission, reply: list[Any], max_queued_jobs: int) -> float | None:
+    """Raise ``LimitReached`` for a refusal (the caller maps verdict 4, the rate limit, itself:
+    this returns the bucket's remaining tokens, None without a bucket)."""
+    code, count, extra = int(reply[0]), int(reply[1]), reply[2]
+    tokens = float(reply[4]) if adm.bucket is not None else None
+    if isinstance(extra, bytes):
+        extra = extra.decode()
+    if code == 0 or code == 4:
+        return tokens
+    if code == 1:
         raise LimitReached(
             "max_pending",
-            f"pending-jobs limit reached: {pending} of {tier.max_pending} jobs queued "
-            f"or running for the {tier_name} tier; wait for one to finish",
+            f"pending-jobs limit reached: {count} of {adm.tier.max_pending} jobs queued "
+            f"or running for the {adm.tier_name} tier; wait for one to finish",
             PENDING_RETRY_AFTER,
         )
-    since = utcnow() - timedelta(hours=1)
-    count, oldest = session.exec(
-        select(func.count(), func.min(col(Job.created_at))).where(
-            col(Job.account_id) == account.id, col(Job.created_at) > since
-        )
-    ).one()
-    if count >= tier.jobs_per_hour:
-        wait = max(1, math.ceil((oldest + timedelta(hours=1) - utcnow()).total_seconds()))
+    if code == 2:
+        oldest, now = (float(x) for x in str(extra).split(":"))
+        wait = max(1, math.ceil(oldest + WINDOW - now))
         raise LimitReached(
-            "jobs_per_hour", f"hourly quota reached: {tier.jobs_per_hour} jobs per hour for the {tier_name} tier", wait
+            "jobs_per_hour",
+            f"hourly quota reached: {adm.tier.jobs_per_hour} jobs per hour for the {adm.tier_name} tier",
+            wait,
         )
-    queued = session.exec(select(func.count()).select_from(Job).where(col(Job.status) == JobStatus.queued)).one()
-    if queued >= max_queued_jobs:
-        raise LimitReached(
-            "max_queued_jobs",
-            f"the service is at capacity ({queued} jobs waiting); try again shortly",
-            CAPACITY_RETRY_AFTER,
-            capacity=True,
+    raise LimitReached(
+        "max_queued_jobs",
+        f"the service is at capacity ({count} jobs waiting); try again shortly",
+        CAPACITY_RETRY_AFTER,
+        capacity=True,
+    )
+
+
+def release_commands(pipe: Any, job_id: uuid.UUID | str, account_id: uuid.UUID | str) -> None:
+    """Take a job back out of all three sets (its row was never committed)."""
+    member = str(job_id)
+    pipe.zrem(pending_key(account_id), member)
+    pipe.zrem(hourly_key(account_id), member)
+    pipe.zrem(QUEUED_KEY, member)
+
+
+def on_event(pipe: Any, job_id: str, account_id: str, event_type: str) -> None:
+    """Keep the sets true after a committed state change (queued in the caller's pipeline)."""
+    if not account_id:
+        return
+    if event_type == "job.queued":  # submitted (already there) or requeued after a lost lease
+        pipe.zadd(QUEUED_KEY, {job_id: time.time()}, nx=True)
+        pipe.zadd(pending_key(account_id), {job_id: time.time()}, nx=True)
+    elif event_type == "job.started":
+        pipe.zrem(QUEUED_KEY, job_id)
+    elif event_type in ("job.succeeded", "job.failed", "job.canceled"):
+        pipe.zrem(QUEUED_KEY, job_id)
+        pipe.zrem(pending_key(account_id), job_id)
+
+
+# --- the sweep: PostgreSQL is the truth ------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    added: int = 0
+    removed: int = 0
+
+
+def sweep(session: Session, client: Any, grace_seconds: float = SWEEP_GRACE) -> SweepReport:
+    """Rebuild the three sets from PostgreSQL (synchronous Redis client): add pending, queued and
+    last-hour jobs missing from Redis (scored by their creation), remove entries older than
+    ``grace_seconds`` whose job is no longer pending / queued / in the window."""
+    now = time.time()
+    since = utcnow() - timedelta(seconds=WINDOW)
+    pending_rows = session.exec(
+        select(col(Job.id), col(Job.account_id), col(Job.status), col(Job.created_at)).where(
+            col(Job.status).in_([JobStatus.queued, JobStatus.running])
         )
+    ).all()
+    hourly_rows = session.exec(
+        select(col(Job.id), col(Job.account_id), col(Job.created_at)).where(col(Job.created_at) > since)
+    ).all()
+    truth: dict[str, dict[str, float]] = {}  # redis key -> {member: score}
+
+    def put(key: str, job_id: uuid.UUID, created) -> None:
+        truth.setdefault(key, {})[str(job_id)] = created.timestamp()
+
+    truth[QUEUED_KEY] = {}
+    for job_id, account_id, status, created in pending_rows:
+        put(pending_key(account_id), job_id, created)
+        if status == JobStatus.queued:
+            put(QUEUED_KEY, job_id, created)
+    for job_id, account_id, created in hourly_rows:
+        put(hourly_key(account_id), job_id, created)
+    keys = set(truth)
+    for pattern in (PREFIX + "pending:*", PREFIX + "hourly:*"):
+        keys.update(k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=pattern, count=1000))
+    report = SweepReport()
+    for key in sorted(keys):
+        held = {(m.decode() if isinstance(m, bytes) else m): s for m, s in client.zrange(key, 0, -1, withscores=True)}
+        want = truth.get(key, {})
+        missing = {m: s for m, s in want.items() if m not in held}
+        stale = [m for m, s in held.items() if m not in want and s < now - grace_seconds]
+        pipe = client.pipeline(transaction=False)
+        if missing:
+            pipe.zadd(key, missing, nx=True)
+        if stale:
+            pipe.zrem(key, *stale)
+        if key.startswith(PREFIX + "hourly:") and missing:
+            pipe.expire(key, WINDOW + 60)
+        if missing or stale:
+            pipe.execute()
+        report.added += len(missing)
+        report.removed += len(stale)
+    return report
+
+
+def counts(client: Any, account_id: uuid.UUID | str) -> dict[str, int]:
+    """What Redis holds for ``account_id`` now (pending, hourly) and the service (queued)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(pending_key(account_id))
+    pipe.zcount(hourly_key(account_id), time.time() - WINDOW, "+inf")
+    pipe.zcard(QUEUED_KEY)
+    pending, hourly, queued = pipe.execute()
+    return {"pending": int(pending), "hourly": int(hourly), "queued": int(queued)}
+
+
+def sweep_if_due(client: Any, interval: float, force: bool = False) -> SweepReport | None:
+    """One sweep, unless another process swept less than ``interval`` ago (a Redis lock; ``force``:
+    sweep anyway, as an API process does at start). None when skipped."""
+    from shared.infra.db import session_scope
+
+    if not force and not client.set(SWEEP_LOCK, str(time.time()), nx=True, ex=max(1, int(interval * 0.9))):
+        return None
+    with session_scope() as session:
+        return sweep(session, client)

@@ -7,8 +7,10 @@ they are returned by POST /v1/prompts/check and recorded on every job.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from shared.domain.categories import BPM, MUSIC, SFX, Category, matches
@@ -620,7 +622,19 @@ class Guidance:
 
 def guide(model: str, prompt: str) -> Guidance:
     """Resolve ``"auto"`` and collect the prompt's warnings, for POST /v1/generations. For an auto
-    pick of voice the words to speak (quoted, or after "say") become the prompt."""
+    pick of voice the words to speak (quoted, or after "say") become the prompt. A pure function of
+    its arguments, remembered for the last ``GUIDE_CACHE_SIZE`` (model, prompt) pairs (a submit's
+    largest cost after I/O: every category's keywords are matched); each caller gets its own copies."""
+    g = _guide(model, prompt)
+    choice = copy.deepcopy(g.model_choice) if g.model_choice is not None else None
+    return Guidance(g.model, g.prompt, copy.deepcopy(g.warnings), choice)
+
+
+GUIDE_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=GUIDE_CACHE_SIZE)
+def _guide(model: str, prompt: str) -> Guidance:
     check = check_prompt(prompt, model)
     if model != "auto" or check.model is None:
         return Guidance(model, prompt, check.warnings, None)

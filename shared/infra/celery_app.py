@@ -7,6 +7,12 @@ task whose worker dies is delivered again after the visibility timeout.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import uuid
+
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -64,3 +70,51 @@ def enqueue_job(job_id: str, queue: str, priority: int) -> None:
 def enqueue_webhook(delivery_id: str) -> None:
     """Send one webhook delivery to the webhook queue (the delivery row is already committed)."""
     celery_app.send_task(WEBHOOK_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE)
+
+
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def job_message(job_id: str, queue: str, priority: int) -> tuple[str, bytes]:
+    """The Redis list and the bytes ``enqueue_job`` would push for this job (Celery's message
+    protocol 2, as kombu's Redis transport stores it), for senders on an event loop: an LPUSH of
+    these is the same send without blocking (api: shared/domain/jobs.submit_async)."""
+    step = broker_priority(priority)
+    key = queue if step == 0 else f"{queue}:{step}"  # kombu: one list per priority step, sep ":"
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    body = base64.b64encode(json.dumps([[job_id], {}, embed]).encode()).decode()
+    message = {
+        "body": body,
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": GENERATE_TASK,
+            "id": job_id,
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": 0,
+            "timelimit": [None, None],
+            "root_id": job_id,
+            "parent_id": None,
+            "argsrepr": repr([job_id]),
+            "kwargsrepr": "{}",
+            "origin": _ORIGIN,
+            "ignore_result": None,
+            "replaced_task_nesting": 0,
+            "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": job_id,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": step,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return key, json.dumps(message).encode()

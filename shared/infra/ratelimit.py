@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 _TAKE = """
 local capacity = tonumber(ARGV[1])
@@ -54,10 +56,16 @@ class BucketResult:
 
 
 class TokenBucket:
-    def __init__(self, client: redis.Redis):
-        self._take = client.register_script(_TAKE)
+    def __init__(self, client: redis.Redis | aioredis.Redis):
+        self._take: Any = client.register_script(_TAKE)
 
     def take(self, key: str, limit: int, per_seconds: float, cost: int = 1) -> BucketResult:
         rate = limit / per_seconds
         allowed, remaining = self._take(keys=[key], args=[limit, rate, cost])
+        return BucketResult(bool(allowed), limit, float(remaining), rate)
+
+    async def take_async(self, key: str, limit: int, per_seconds: float, cost: int = 1) -> BucketResult:
+        """``take`` for a ``redis.asyncio`` client."""
+        rate = limit / per_seconds
+        allowed, remaining = await self._take(keys=[key], args=[limit, rate, cost])
         return BucketResult(bool(allowed), limit, float(remaining), rate)
