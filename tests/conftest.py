@@ -28,12 +28,15 @@ def _claim_redis_db() -> int:
 
     import redis
 
-    def alive(pid: bytes | None) -> bool:  # a run killed before its atexit left its claim behind
+    def alive(holder: bytes | None) -> bool:  # a run killed before its atexit left its claim behind
+        # "<pid>" from a test run, "bench-<pid>" from bench/ (which empties the whole database
+        # when it ends: taking its database while it runs would lose this run's claim then)
         try:
-            os.kill(int(pid or 0), 0)
+            pid = int((holder or b"0").rsplit(b"-", 1)[-1])
+            os.kill(pid, 0)
         except (OSError, ValueError):
             return False
-        return int(pid or 0) > 0
+        return pid > 0
 
     for n in range(15, 0, -1):
         client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{n}")
