@@ -61,6 +61,9 @@ TEST_ENV = {
     "SOUNDBOX_NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "SOUNDBOX_CATALOG": "tiny",
+    # Workers take jobs without first generating their models' warm-up clips (2 s and 12 s of tiny
+    # MusicGen/AudioGen: 5-30 s a model at every worker start); the tests of warm-up turn it on.
+    "SOUNDBOX_WARMUP": "false",
     "PYTHONUNBUFFERED": "1",  # worker and API logs reach their files as they happen
     # Short timers so recovery after a killed worker happens within a test.
     "SOUNDBOX_JOB_LEASE_SECONDS": "6",
