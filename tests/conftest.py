@@ -28,12 +28,15 @@ def _claim_redis_db() -> int:
 
     import redis
 
-    def alive(pid: bytes | None) -> bool:  # a run killed before its atexit left its claim behind
+    def alive(holder: bytes | None) -> bool:  # a run killed before its atexit left its claim behind
+        # "<pid>" from a test run, "bench-<pid>" from bench/ (which empties the whole database
+        # when it ends: taking its database while it runs would lose this run's claim then)
         try:
-            os.kill(int(pid or 0), 0)
+            pid = int((holder or b"0").rsplit(b"-", 1)[-1])
+            os.kill(pid, 0)
         except (OSError, ValueError):
             return False
-        return int(pid or 0) > 0
+        return pid > 0
 
     for n in range(15, 0, -1):
         client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{n}")
@@ -58,6 +61,9 @@ TEST_ENV = {
     "SOUNDBOX_NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "NUMBA_CACHE_DIR": str(ROOT / "var" / "cache" / "numba"),
     "SOUNDBOX_CATALOG": "tiny",
+    # Workers take jobs without first generating their models' warm-up clips (2 s and 12 s of tiny
+    # MusicGen/AudioGen: 5-30 s a model at every worker start); the tests of warm-up turn it on.
+    "SOUNDBOX_WARMUP": "false",
     "PYTHONUNBUFFERED": "1",  # worker and API logs reach their files as they happen
     # Short timers so recovery after a killed worker happens within a test.
     "SOUNDBOX_JOB_LEASE_SECONDS": "6",

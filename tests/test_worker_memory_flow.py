@@ -25,7 +25,7 @@ from tests.test_live import read_sse
 @pytest.fixture(scope="module")
 def music_worker(redis_client, api_url):
     w = Workers(redis_client)
-    w.start(queues="music", env={"SOUNDBOX_MAX_ATTEMPTS": "1"})
+    w.start(queues="music", env={"SOUNDBOX_MAX_ATTEMPTS": "1", "SOUNDBOX_WARMUP": "true"})  # warm-up is checked
     yield w
     w.stop_all()
 
@@ -113,7 +113,12 @@ def test_a_warming_worker_is_not_ready_and_says_warming(client, redis_client, ap
 
     w = Workers(redis_client)
     _TMP.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SOUNDBOX_PRELOAD_MODELS": '["music"]', "SOUNDBOX_PRELOAD_MIN_FREE_GB": "0"}
+    env = {
+        **os.environ,
+        "SOUNDBOX_PRELOAD_MODELS": '["music"]',
+        "SOUNDBOX_PRELOAD_MIN_FREE_GB": "0",
+        "SOUNDBOX_WARMUP": "true",  # the suite's default is off
+    }
     with open(_TMP / f"worker-warming-{time.time():.0f}.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "soundbox.cli", "worker", "--queues", "music"],

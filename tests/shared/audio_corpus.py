@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
+
+from tests.shared.corpus_cache import CACHE_DIR, cached_corpus
 
 KINDS = ("music", "sfx", "speech")
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
@@ -493,7 +495,7 @@ SENTENCES = (
     "Thank you for calling. Your call is important to us.",
     "Seven hundred and twenty one people attended the concert.",
 )
-SPEECH_CACHE = Path(os.environ.get("SOUNDBOX_CORPUS_CACHE", Path(tempfile.gettempdir()) / "soundbox-corpus"))
+SPEECH_CACHE = CACHE_DIR
 
 
 @lru_cache(maxsize=1)
@@ -704,6 +706,10 @@ def make_clip(seed: int, durations: tuple[float, float] = (1.5, 6.0)) -> Clip:
 
 
 def corpus(seeds) -> list[Clip]:
+    """The clips of ``seeds``; a range's clips come from the on-disk cache when it holds them
+    (tests/shared/corpus_cache.py: keyed by this file, the seeds and the Piper speech)."""
+    if isinstance(seeds, range):
+        return cached_corpus(sys.modules[__name__], seeds, make_clip, piper_sentences()[0])
     return [make_clip(int(s)) for s in seeds]
 
 

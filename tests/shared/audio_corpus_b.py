@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+from tests.shared.corpus_cache import CACHE_DIR, cached_corpus
 
 KINDS = ("music", "sfx", "speech")
 RATES = {"music": (22050, 24000, 32000, 44100), "sfx": (16000, 22050, 32000, 44100), "speech": (16000, 22050, 44100)}
@@ -537,7 +539,7 @@ TEXTS = (
     "seconds, then follow the instructions on the screen.",
 )
 LENGTH_SCALES = (0.8, 1.0, 1.3)
-CACHE = Path(os.environ.get("SOUNDBOX_CORPUS_CACHE", Path(tempfile.gettempdir()) / "soundbox-corpus"))
+CACHE = CACHE_DIR
 
 
 @lru_cache(maxsize=1)
@@ -758,5 +760,7 @@ HELD_OUT_SEEDS = range(50_000, 50_300)
 
 @lru_cache(maxsize=4)
 def corpus(seeds: range) -> tuple[Clip, ...]:
-    """The clips of a seed range (cached for the test session)."""
-    return tuple(make_clip(int(s)) for s in seeds)
+    """The clips of a seed range (cached for the test session, and on disk between runs by
+    tests/shared/corpus_cache.py: keyed by this file, the seeds and the Piper speech)."""
+    audio, _ = piper_speech()
+    return tuple(cached_corpus(sys.modules[__name__], seeds, make_clip, [audio[k] for k in sorted(audio)]))
