@@ -135,7 +135,10 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
         with manager.lease(spec.id) as lease:
             for i in range(1 + (0 if args.cold else args.repeat)):
                 start = time.perf_counter()
-                lease.generate([GenerationRequest("bench: warm synth pads", duration, seed=i)])
+                n = args.batch
+                lease.generate(
+                    [GenerationRequest("bench: warm synth pads", duration, seed=i * n + j) for j in range(n)]
+                )
                 times.append(time.perf_counter() - start)
         out["clips"].append(
             {
@@ -162,6 +165,8 @@ def run_child(args: argparse.Namespace, model: str, cold: bool) -> dict[str, Any
         str(args.repeat),
         "--durations",
         ",".join(f"{d:g}" for d in args.durations),
+        "--batch",
+        str(args.batch),
     ]
     if cold:
         cmd.append("--cold")
@@ -179,6 +184,9 @@ def main() -> None:
     parser.add_argument("--models", default="music,audio,magnet")
     parser.add_argument("--durations", default="10,60", type=lambda s: [float(x) for x in s.split(",") if x])
     parser.add_argument("--repeat", type=int, default=2, help="steady-state calls after the first")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="clips per call (a shape the worker pads to: 1, 2, 4, 8, 16)"
+    )
     parser.add_argument("--real-arch", action="store_true", help="real architectures, random weights (GPU)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -196,7 +204,10 @@ def main() -> None:
     if args.json:
         return
     kind = "real architectures, random weights" if args.real_arch else "tiny catalog"
-    print(f"device {args.device}, {kind}; steady = median of {args.repeat} calls after the first\n")
+    print(
+        f"device {args.device}, {kind}, {args.batch} clip(s) per call; "
+        f"steady = median of {args.repeat} calls after the first\n"
+    )
     print(
         "| model | clip s | load s | warm-up s | first call after warm-up s | steady s | first/steady "
         "| first call without warm-up s | peak memory |"
