@@ -358,18 +358,23 @@ def claim(job_id: uuid.UUID, worker: str, lease_seconds: int) -> Job | None:
             update(Job)
             .where(col(Job.id) == job_id)
             .where((col(Job.status) == QUEUED) | ((col(Job.status) == RUNNING) & (col(Job.lease_expires_at) < now)))
-            .values(
-                status=RUNNING,
-                worker=worker,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=func.coalesce(col(Job.started_at), now),
-                deliveries=col(Job.deliveries) + 1,
-            )
+            .values(_claimed(worker, lease_seconds, now))
             .returning(Job)
         ).first()
         event = events.record(s, job, EventType.started) if job is not None else None
     events.publish(event)
     return job
+
+
+def _claimed(worker: str, lease_seconds: int, now: datetime) -> dict[str, Any]:
+    """The columns a claim sets: running under a lease for ``worker``, one more delivery."""
+    return {
+        "status": RUNNING,
+        "worker": worker,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "started_at": func.coalesce(col(Job.started_at), now),
+        "deliveries": col(Job.deliveries) + 1,
+    }
 
 
 def claim_many(job_ids: list[uuid.UUID], worker: str, lease_seconds: int) -> list[Job]:
@@ -387,13 +392,7 @@ def claim_many(job_ids: list[uuid.UUID], worker: str, lease_seconds: int) -> lis
             s.scalars(
                 update(Job)
                 .where(col(Job.id).in_(free.scalar_subquery()), col(Job.status) == QUEUED)
-                .values(
-                    status=RUNNING,
-                    worker=worker,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    started_at=func.coalesce(col(Job.started_at), now),
-                    deliveries=col(Job.deliveries) + 1,
-                )
+                .values(_claimed(worker, lease_seconds, now))
                 .returning(Job)
             ).all()
         )
