@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from shared.domain import events, jobs, sampling
@@ -148,6 +149,35 @@ def test_claim_of_a_finished_job_returns_none(account, status):
 
 def test_claim_of_an_unknown_job_returns_none(database):
     assert jobs.claim(uuid.uuid4(), "w1", lease_seconds=30) is None
+
+
+def test_claim_many_takes_only_queued_jobs_in_priority_order_each_once(account, redis_client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [new_job(account, priority=p, webhook_events=["job.started"]) for p in (3, 8, 5, 8)]
+    done = new_job(account, status=JobStatus.canceled)
+    with ThreadPoolExecutor(2) as pool:  # two workers claim the same company at once
+        first, second = pool.map(lambda w: jobs.claim_many([*ids, done], w, lease_seconds=30), ["w1", "w2"])
+    taken = first + second
+    assert sorted(j.id for j in taken) == sorted(ids)  # each once, the canceled one by nobody
+    for claimed in (first, second):
+        assert [j.queue_priority for j in claimed] == sorted((j.queue_priority for j in claimed), reverse=True)
+    for j in taken:
+        assert row(j.id).status is JobStatus.running and row(j.id).deliveries == 1
+        assert deliveries(j.id) == ["job.started"]  # its event, with the state change
+    assert jobs.claim_many(ids, "w3", lease_seconds=30) == [] and jobs.claim_many([], "w3", 30) == []
+
+
+def test_waiting_lists_queued_jobs_by_priority_then_the_preferred_model_then_age(account):
+    with session_scope() as s:  # only this test's jobs
+        s.exec(text("UPDATE jobs SET status = 'canceled' WHERE status = 'queued'"))
+    old_audio = new_job(account, model="audio", priority=5)
+    music = new_job(account, model="music", priority=5)
+    urgent = new_job(account, model="audio", priority=9)
+    new_job(account, model="voice", priority=9)  # a model this worker does not serve
+    order = [w.id for w in jobs.waiting(["music", "audio"], prefer="music")]
+    assert order == [urgent, music, old_audio]
+    assert [w.id for w in jobs.waiting(["music", "audio"])] == [urgent, old_audio, music]
 
 
 # --- heartbeat, attempts -------------------------------------------------------------------------
