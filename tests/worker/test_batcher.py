@@ -1,16 +1,19 @@
-"""The batching policy (worker/batcher.py) on plain data: buckets, shapes, the cap, and who
-leads and joins the next batch."""
+"""The batching policy (worker/batcher.py) on plain data: buckets, shapes, the cap, who leads and
+joins the next batch; and which shapes a fresh model is warmed up at."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from shared.domain.catalog import get_catalog
 from shared.domain.params import JobParams
 from shared.settings import Settings
 from worker.batcher import BatchKey, Sources, cap_for, duration_bucket, key_for, next_batch, shape_bucket
+from worker.engines.base import Engine, GeneratedAudio
+from worker.memory import warm_up_engine, warmup_batch_sizes
 
 SETTINGS = Settings(catalog="tiny")
 BUCKETS = SETTINGS.duration_buckets
@@ -123,3 +126,34 @@ def test_nothing_waiting_gives_an_empty_batch_and_held_only_skips_the_queue():
     q = Queue([J("a1", A, 9)])
     assert names(next_batch(q.sources([J("h", B, 1)]), window=0.05, sleep=q.sleep, claim_queued=False)) == ["h"]
     assert q.taken == []
+
+
+class Shapes(Engine):
+    """Records the shape of each call (clips, seconds); makes silence. Warm-up plans only."""
+
+    def __init__(self, spec):
+        super().__init__(spec, "cpu")
+        self.calls: list[tuple[int, float]] = []
+
+    @property
+    def sample_rate(self) -> int:
+        return 8000
+
+    def generate(self, requests, progress=None):
+        self.calls.append((len(requests), requests[0].duration))
+        return [GeneratedAudio(np.zeros((1, max(1, round(r.duration * 8000))), np.float32), 8000) for r in requests]
+
+
+def test_warm_up_generates_every_padded_shape_of_one_window_and_the_windowed_path_once():
+    spec = get_catalog(SETTINGS)["music"]  # warm-up durations: one window, then past it
+    engine = Shapes(spec)
+    warm_up_engine(engine, [1, 2, 4, 8, 16])
+    first, windowed = spec.warmup_durations
+    assert engine.calls == [(1, first), (2, first), (4, first), (8, first), (16, first), (1, windowed)]
+
+
+def test_warmed_batch_sizes_all_shapes_on_a_gpu_one_on_cpu_or_as_configured():
+    assert warmup_batch_sizes(SETTINGS, "cpu") == [1]
+    assert warmup_batch_sizes(SETTINGS, "cuda:0") == [1, 2, 4, 8, 16]
+    assert warmup_batch_sizes(SETTINGS.model_copy(update={"batch_max": 4}), "cuda:1") == [1, 2, 4]
+    assert warmup_batch_sizes(SETTINGS.model_copy(update={"warmup_batch_sizes": [1, 8]}), "cpu") == [1, 8]
