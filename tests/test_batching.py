@@ -47,7 +47,7 @@ def test_a_worker_killed_mid_batch_loses_none_of_its_jobs(client, workers, idle_
     from shared.domain.models import Sound
     from shared.infra.db import session_scope
 
-    ids = [submit(client, prompt=f"long take {i}", duration=20, seed=i) for i in range(4)]
+    ids = [submit(client, prompt=f"long take {i}", duration=10, seed=i) for i in range(4)]
     first = workers.start(queues="music", env=MUSIC_WARM)
     deadline = time.monotonic() + 90
     while not all(client.get(f"/v1/jobs/{i}").json()["status"] == "running" for i in ids):
