@@ -212,17 +212,28 @@ def probe_for(device: str) -> MemoryProbe:
 WARMUP_SPEECH = "Warming up. This sentence is never stored."
 
 
-def warm_up_engine(engine: Engine, batch_sizes: Sequence[int] = (1,)) -> None:
-    """Generate the shapes the model will serve before any user job: its first warm-up duration
-    (one generation window) at every batch size it will be padded to, each further duration (the
-    windowed path: prompted windows) at one clip, and run the quality analyzer on a result, so
-    no user job pays a first call. Speech: a sentence."""
+def warm_up_engine(engine: Engine, batch_sizes: Sequence[int] = (1,), buckets: Sequence[float] = ()) -> None:
+    """Generate the shapes the model will serve before any user job, then run the quality
+    analyzer once, so no user job pays a first call:
+
+    - every duration bucket up to the first warm-up duration (one generation window), one clip;
+    - the first warm-up duration at every batch size calls are padded to;
+    - each further warm-up duration (the windowed path: prompted windows), one clip.
+
+    Speech: a sentence."""
     from shared.audio.quality import analyze
 
     spec = engine.spec
     durations = (spec.warmup_durations or (min(2.0, spec.max_duration),)) if spec.uses_duration else (0.0,)
     prompt = "warm-up" if spec.uses_duration else WARMUP_SPEECH
-    shapes = [(durations[0], n) for n in sorted(set(batch_sizes) | {1})] + [(d, 1) for d in durations[1:]]
+    first = durations[0]
+    shorter = (
+        [b for b in buckets if spec.min_duration <= b < first]
+        if spec.uses_duration and not spec.fixed_durations
+        else []
+    )
+    shapes = [(b, 1) for b in shorter]
+    shapes += [(first, n) for n in sorted(set(batch_sizes) | {1})] + [(d, 1) for d in durations[1:]]
     for duration, n in shapes:
         clips = engine.generate([GenerationRequest(prompt, duration, seed=i) for i in range(n)])
     analyze(clips[0].samples, clips[0].sample_rate, spec.kind)
@@ -350,7 +361,8 @@ class MemoryManager:
         self._loader = loader
         if warmer is True:
             sizes = warmup_batch_sizes(settings, device)
-            warmer = (lambda engine: warm_up_engine(engine, sizes)) if settings.warmup else None
+            buckets = settings.duration_buckets
+            warmer = (lambda engine: warm_up_engine(engine, sizes, buckets)) if settings.warmup else None
         self._warmer: Warmer | None = warmer or None
         self._clock = clock
         self.on_change = on_change

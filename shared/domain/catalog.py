@@ -38,8 +38,9 @@ class ModelSpec:
     extend_stride: float | None = None  # seconds each further window advances (longer clips)
     codebook_size: int = 2048  # the LM's vocabulary per codebook: top_k's upper bound
     codebooks: int = 4  # RVQ codebooks: MAGNeT's decoding_steps has one entry per codebook
-    # The duration buckets a fresh model generates first: one window, and past it when the model makes
-    # longer clips (the windowed path, prompted windows, has shapes of its own).
+    # What a fresh model generates first: one window (with every shorter duration bucket, and at every
+    # batch size), and past it when the model makes longer clips (the windowed path, prompted
+    # windows, has shapes of its own).
     warmup_durations: tuple[float, ...] = ()
 
     @property
@@ -162,7 +163,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=5,
             codebook_size=256,
-            warmup_durations=(2.0, 12.0),
+            warmup_durations=(10.0, 12.0),
         ),
         "audio": ModelSpec(
             "audio",
@@ -179,7 +180,7 @@ def _tiny(settings: Settings) -> dict[str, ModelSpec]:
             window_seconds=10,
             extend_stride=2,
             codebook_size=256,
-            warmup_durations=(2.0, 12.0),
+            warmup_durations=(10.0, 12.0),
         ),
         "magnet": ModelSpec(
             "magnet",

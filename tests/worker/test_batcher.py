@@ -144,12 +144,20 @@ class Shapes(Engine):
         return [GeneratedAudio(np.zeros((1, max(1, round(r.duration * 8000))), np.float32), 8000) for r in requests]
 
 
-def test_warm_up_generates_every_padded_shape_of_one_window_and_the_windowed_path_once():
+def test_warm_up_generates_each_shorter_bucket_every_padded_shape_of_one_window_and_the_windowed_path():
     spec = get_catalog(SETTINGS)["music"]  # warm-up durations: one window, then past it
     engine = Shapes(spec)
-    warm_up_engine(engine, [1, 2, 4, 8, 16])
+    warm_up_engine(engine, [1, 2, 4, 8, 16], BUCKETS)
     first, windowed = spec.warmup_durations
-    assert engine.calls == [(1, first), (2, first), (4, first), (8, first), (16, first), (1, windowed)]
+    shorter = [b for b in BUCKETS if b < first]
+    assert shorter and engine.calls == [
+        *((1, b) for b in shorter),
+        *((n, first) for n in (1, 2, 4, 8, 16)),
+        (1, windowed),
+    ]
+    magnet = Shapes(get_catalog(SETTINGS)["magnet"])  # one fixed length: nothing shorter to warm
+    warm_up_engine(magnet, [1, 2], BUCKETS)
+    assert magnet.calls == [(1, 10.0), (2, 10.0)]
 
 
 def test_warmed_batch_sizes_all_shapes_on_a_gpu_one_on_cpu_or_as_configured():
