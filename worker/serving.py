@@ -111,13 +111,27 @@ class BatchLoop:
         if first is not None:
             with self._cond:
                 self._held.append(first)
+        try:
+            self._loop()
+        except Exception:
+            self._abandon_held()
+            raise
+        outcome = self._outcomes.pop(job_id, "served")
+        self._outcomes.clear()  # the other jobs' outcomes were logged; nothing is posting now
+        return outcome
+
+    def _loop(self) -> None:
         batches = 0
         while True:
             claim_queued = batches < self.settings.affinity_max_run and not self._stopping()
             self._gather_retries()
             batch = self._next(claim_queued)
             if batch:
-                self._generate(batch)
+                try:
+                    self._generate(batch)
+                except Exception:
+                    self._abandon(batch)
+                    raise
                 batches += 1
                 continue
             with self._cond:
@@ -126,9 +140,19 @@ class BatchLoop:
                 if not self._posting:
                     break
                 self._cond.wait(1.0)  # a clip in post-processing may come back for another attempt
-        outcome = self._outcomes.pop(job_id, "served")
-        self._outcomes.clear()  # the other jobs' outcomes were logged; nothing is posting now
-        return outcome
+
+    def _abandon_held(self) -> None:
+        with self._cond:
+            held, self._held = self._held, []
+        self._abandon(held)
+
+    def _abandon(self, items: list[InFlight]) -> None:
+        """The loop itself failed (the database went away, say): stop renewing these jobs' leases,
+        so the lease sweep of any worker requeues them once they expire. Nothing is lost."""
+        for item in items:
+            item.monitor.stop()
+        if items:
+            log.error("batch loop failed; its jobs are left to the lease sweep", jobs=[str(i.job.id) for i in items])
 
     def _gather_retries(self, limit: float = 10.0) -> None:
         """While retries wait, let the rest of their batch be judged first: retries that come back
@@ -141,12 +165,16 @@ class BatchLoop:
     def _next(self, claim_queued: bool) -> list[InFlight]:
         with self._cond:
             held, self._held = self._held, []
+        before = list(held)
         try:
             return next_batch(
                 Sources(held=held, queued=self._queued, claim=self._claim_many, cap=self._cap),
                 window=self.settings.batch_window_seconds,
                 claim_queued=claim_queued,
             )
+        except Exception:
+            held[:] = before  # none of them left for a batch
+            raise
         finally:
             with self._cond:
                 self._held.extend(held)  # the ones not taken

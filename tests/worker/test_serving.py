@@ -230,3 +230,21 @@ def test_a_quality_retry_joins_a_later_batch_with_the_next_seed(loop, engines, a
     seeds_per_call = [[r.seed for r in c] for c in engines[1]["music"].calls]
     assert 50 in seeds_per_call[0] and any(51 in s for s in seeds_per_call[1:])
     assert all(row(j).status == JobStatus.succeeded for j in others)
+
+
+def test_a_failing_loop_stops_renewing_its_jobs_leases_so_the_sweep_recovers_them(loop, engines, account, monkeypatch):
+    first, other = queue(account, seed=70), queue(account, seed=71)
+
+    def database_gone(queued):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(loop, "_claim_many", database_gone)  # claiming the first job's company fails
+    with pytest.raises(ConnectionError):
+        loop.serve(first)
+    assert row(first).status == JobStatus.running and row(other).status == JobStatus.queued
+    deadline = time.monotonic() + 3 * loop.settings.job_lease_seconds  # no monitor renews its lease now
+    while first not in {j.id for j in jobs.requeue_expired()}:
+        assert time.monotonic() < deadline, "its lease was still being renewed"
+        time.sleep(0.5)
+    assert row(first).status == JobStatus.queued and row(first).deliveries == 1  # the next delivery runs it
+    assert not engines[1].get("music") or engines[1]["music"].calls == []  # nothing was generated
