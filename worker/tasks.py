@@ -57,8 +57,9 @@ class WorkerRuntime:
         threading.Thread(target=self._background, name="soundbox-background", daemon=True).start()
 
     def stop(self) -> None:
+        """Warm shutdown begins: the batch loop stops claiming new jobs (``stopping``) and finishes
+        those it holds while Celery waits for the running task; idle models are unloaded."""
         self.presence.stop()
-        self.loop.close()
         self.models.close()
 
     @property
