@@ -248,3 +248,18 @@ def test_a_failing_loop_stops_renewing_its_jobs_leases_so_the_sweep_recovers_the
         time.sleep(0.5)
     assert row(first).status == JobStatus.queued and row(first).deliveries == 1  # the next delivery runs it
     assert not engines[1].get("music") or engines[1]["music"].calls == []  # nothing was generated
+
+
+def test_the_batch_cap_follows_what_memory_allows(loop, engines, account, monkeypatch):
+    ids = [queue(account, seed=80 + i) for i in range(5)]
+    asked: list[str] = []
+
+    def three_fit(model: str, limit: int = 64) -> int:  # what the memory manager says fits now
+        asked.append(model)
+        return 3
+
+    monkeypatch.setattr(loop.models, "max_batch", three_fit)
+    loop.serve(ids[0])
+    assert asked and set(asked) == {"music"}
+    assert [len(c) for c in engines[1]["music"].calls] == [2, 2, 1]  # 3 fit; 2 is the largest full shape
+    assert all(row(j).status == JobStatus.succeeded for j in ids)
