@@ -209,7 +209,8 @@ class BatchLoop:
         return [item for item in map(self._take, taken) if item is not None]
 
     def _take(self, job: Job) -> InFlight | None:
-        """A claimed job, ready to generate; None when it was settled at once."""
+        """A claimed job, ready to generate; None when it ended at once (or could not even be
+        recorded as ended: no monitor renews its lease, so the sweep requeues it)."""
         structlog.contextvars.bind_contextvars(job_id=str(job.id))
         try:
             if job.deliveries > self.settings.max_attempts:
@@ -233,6 +234,9 @@ class BatchLoop:
                 return None
             monitor.start()
             return InFlight(job, attempts, key, time.perf_counter())
+        except Exception as exc:
+            log.error("could not take the job; its lease will lapse and the sweep requeues it", error=str(exc)[:300])
+            return None
         finally:
             structlog.contextvars.unbind_contextvars("job_id")
 
@@ -323,7 +327,7 @@ class BatchLoop:
             try:
                 done = item.attempts.judge(clip, batch)
             except Exception as exc:
-                self._done(item, settle(item.job.id, self.worker, exc))
+                self._settle_now(item, exc)
                 return
             if done:
                 self._post_submit(self._complete, item)
@@ -345,7 +349,8 @@ class BatchLoop:
                     item.job, item.attempts, worker=self.worker, settings=self.settings, store=self.store
                 )
             except Exception as exc:
-                outcome = settle(item.job.id, self.worker, exc)
+                self._settle_now(item, exc)
+                return
             self._done(item, outcome)
         finally:
             structlog.contextvars.unbind_contextvars("job_id")
@@ -354,10 +359,21 @@ class BatchLoop:
         try:
             item.monitor.check()
         except Exception as exc:
-            self._done(item, settle(item.job.id, self.worker, exc))
+            self._settle_now(item, exc)
 
     def _settle_now(self, item: InFlight, exc: BaseException) -> None:
-        self._done(item, settle(item.job.id, self.worker, exc))
+        """Record the end ``exc`` brings the job to. When even that fails (the database is away),
+        the job's monitor stops all the same: its lease lapses and the sweep requeues it."""
+        try:
+            outcome = settle(item.job.id, self.worker, exc)
+        except Exception as again:
+            log.error(
+                "could not record the job's end; its lease will lapse and the sweep requeues it",
+                job_id=str(item.job.id),
+                error=f"{type(again).__name__}: {again}"[:300],
+            )
+            outcome = "abandoned"
+        self._done(item, outcome)
 
     def _done(self, item: InFlight, outcome: str) -> None:
         item.monitor.stop()

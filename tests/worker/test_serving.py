@@ -263,3 +263,22 @@ def test_the_batch_cap_follows_what_memory_allows(loop, engines, account, monkey
     assert asked and set(asked) == {"music"}
     assert [len(c) for c in engines[1]["music"].calls] == [2, 2, 1]  # 3 fit; 2 is the largest full shape
     assert all(row(j).status == JobStatus.succeeded for j in ids)
+
+
+def test_a_job_whose_end_cannot_be_recorded_is_left_to_the_lease_sweep(loop, engines, account, monkeypatch):
+    import worker.serving
+
+    job_id = queue(account, seed=90)
+
+    def database_gone(*args, **kwargs):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(worker.serving, "complete", database_gone)  # storing the result fails...
+    monkeypatch.setattr(worker.serving, "settle", database_gone)  # ...and so does recording the failure
+    loop.serve(job_id)  # returns: nothing it holds is left half-done
+    assert row(job_id).status == JobStatus.running
+    deadline = time.monotonic() + 3 * loop.settings.job_lease_seconds  # its monitor stopped renewing
+    while job_id not in {j.id for j in jobs.requeue_expired()}:
+        assert time.monotonic() < deadline, "its lease was still being renewed"
+        time.sleep(0.5)
+    assert row(job_id).status == JobStatus.queued  # the next delivery generates it again
