@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem
+from shared.infra.outages import database_errors, redis_errors
 
 log = structlog.get_logger()
 
@@ -151,26 +152,6 @@ class DeclaredBodyLimit:
 # --- outages ---------------------------------------------------------------------------------------
 
 
-def _database_errors() -> tuple[type[Exception], ...]:
-    import psycopg
-    import sqlalchemy.exc as sa
-
-    return (
-        sa.OperationalError,
-        sa.InterfaceError,
-        sa.DisconnectionError,
-        sa.TimeoutError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-    )
-
-
-def _redis_errors() -> tuple[type[Exception], ...]:
-    import redis.exceptions as r
-
-    return (r.ConnectionError, r.TimeoutError)
-
-
 def outage_response(request: Request, which: str, exc: BaseException) -> JSONResponse:
     from api import metrics
 
@@ -208,9 +189,9 @@ def install_outage_handlers(app: FastAPI) -> None:
 
     for data_error in (sa.DataError, psycopg.DataError):
         app.add_exception_handler(data_error, _data_error)
-    for exc_class in _database_errors():
+    for exc_class in database_errors():
         app.add_exception_handler(exc_class, lambda request, exc: outage_response(request, "database", exc))
-    for exc_class in _redis_errors():
+    for exc_class in redis_errors():
         app.add_exception_handler(exc_class, lambda request, exc: outage_response(request, "redis", exc))
 
 

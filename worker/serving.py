@@ -31,6 +31,7 @@ from shared.domain import jobs
 from shared.domain.catalog import ModelSpec
 from shared.domain.models import Job, JobStatus
 from shared.domain.params import JobParams
+from shared.infra.outages import is_outage
 from shared.infra.storage import ObjectStore
 from shared.settings import Settings
 from worker import metrics
@@ -362,8 +363,17 @@ class BatchLoop:
             self._settle_now(item, exc)
 
     def _settle_now(self, item: InFlight, exc: BaseException) -> None:
-        """Record the end ``exc`` brings the job to. When even that fails (the database is away),
-        the job's monitor stops all the same: its lease lapses and the sweep requeues it."""
+        """Record the end ``exc`` brings the job to. An outage (PostgreSQL or Redis away) ends
+        nothing: the job's monitor stops, its lease lapses and the sweep requeues it; so does a
+        failure to record the end."""
+        if is_outage(exc):  # PostgreSQL or Redis away: not the job's fault; another delivery runs it
+            log.error(
+                "a dependency is away; the job's lease will lapse and the sweep requeues it",
+                job_id=str(item.job.id),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            self._done(item, "abandoned")
+            return
         try:
             outcome = settle(item.job.id, self.worker, exc)
         except Exception as again:
