@@ -558,30 +558,6 @@ def promote_aged(aging_seconds: float, limit: int = 500) -> list[tuple[uuid.UUID
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def next_for_model(model: str, other_models: list[str]) -> uuid.UUID | None:
-    """Model affinity: the best waiting job of ``model``, unless a job of another model this worker
-    serves waits at a strictly higher priority."""
-    with session_scope() as s:
-        best = s.exec(
-            select(col(Job.id), col(Job.queue_priority))
-            .where(col(Job.status) == QUEUED, col(Job.model) == model)
-            .order_by(col(Job.queue_priority).desc(), col(Job.created_at))
-            .limit(1)
-        ).first()
-        if best is None:
-            return None
-        if (
-            other_models
-            and s.exec(
-                select(col(Job.id))
-                .where(col(Job.status) == QUEUED, col(Job.model).in_(other_models), col(Job.queue_priority) > best[1])
-                .limit(1)
-            ).first()
-        ):
-            return None
-        return best[0]
-
-
 # --- reads ---------------------------------------------------------------------------------------
 
 

@@ -316,20 +316,6 @@ def test_promote_aged_raises_waiting_jobs_once_per_step(account):
                 jobs.cancel(s, j)
 
 
-def test_next_for_model_prefers_the_loaded_model_unless_another_waits_higher(account):
-    model, other = f"m-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
-    low = new_job(account, model=model, priority=3)
-    high = new_job(account, model=model, priority=6)
-    assert jobs.next_for_model(model, []) == high
-    blocker = new_job(account, model=other, priority=7)
-    assert jobs.next_for_model(model, [other]) is None
-    assert jobs.next_for_model(model, []) == high  # a model this worker does not serve does not count
-    with session_scope() as s:
-        for j in (high, blocker):
-            jobs.cancel(s, j)
-    assert jobs.next_for_model(model, [other]) == low
-
-
 # --- submit --------------------------------------------------------------------------------------
 
 
