@@ -66,6 +66,9 @@ def test_ctrl_c_cancels_the_job(api_url, api_key, idle_queues):
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        # as from a terminal: a test run started in the background (CI, `cmd &`) ignores SIGINT,
+        # and a child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     line = proc.stderr.readline()
     assert line.startswith("job ") and "queued" in line, line
