@@ -108,14 +108,10 @@ def next_batch(
     Empty when nothing waits. ``claim_queued=False`` serves held jobs only."""
     queued = src.queued() if claim_queued else []
     best_held = max(src.held, key=lambda j: j.rank, default=None)
-    best_queued = queued[0] if queued else None
-    if best_held is None and best_queued is None:
+    heads: list[Batchable] = [j for j in (best_held, queued[0] if queued else None) if j is not None]
+    if not heads:
         return []
-    if best_held is not None and (best_queued is None or best_held.rank >= best_queued.rank):
-        key = best_held.key
-    else:
-        assert best_queued is not None
-        key = best_queued.key
+    key = max(heads, key=lambda j: j.rank).key  # a held retry wins a tie: it has waited longer
     cap = src.cap(key.model)
 
     batch = sorted((j for j in src.held if j.key == key), key=lambda j: j.rank, reverse=True)[:cap]

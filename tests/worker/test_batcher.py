@@ -112,6 +112,9 @@ def test_a_held_retry_leads_when_it_ranks_highest_and_keeps_its_place_otherwise(
     q = Queue([J("b1", B, 7)])
     assert names(next_batch(q.sources(held), window=0, sleep=q.sleep)) == ["b1"]
     assert names(held) == ["retry"]  # still held, for the next round
+    held = [J("retry", A, 7)]
+    q = Queue([J("b1", B, 7)])
+    assert names(next_batch(q.sources(held), window=0, sleep=q.sleep)) == ["retry"]  # a tie: the retry
 
 
 def test_a_short_batch_waits_the_window_once_for_latecomers():
