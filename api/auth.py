@@ -11,13 +11,14 @@ from typing import Annotated
 import structlog
 from cachetools import TTLCache
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import AsyncRedisDep, AsyncSessionDep, SettingsDep
+from api.deps import AsyncRedisDep, SettingsDep
 from api.problems import ProblemException
+from shared.domain import limits
 from shared.domain.accounts import account_for_key, account_for_key_async, anonymous_account_async, hash_key
 from shared.domain.models import Account
 from shared.infra.ratelimit import TokenBucket
+from shared.settings import Settings
 
 log = structlog.get_logger()
 
@@ -77,29 +78,29 @@ def cached_account_for_key(session, secret: str, ttl: float) -> Account | None:
     return None if found is None else _remember(cache, digest, found)
 
 
-async def cached_account_for_key_async(session: AsyncSession, secret: str, ttl: float) -> Account | None:
+async def cached_account_for_key_async(secret: str, ttl: float) -> Account | None:
     """:func:`cached_account_for_key` on the event loop: a cached key costs no I/O at all."""
     if ttl <= 0:
-        return await account_for_key_async(session, secret)
+        return await account_for_key_async(secret)
     cache, digest = _cache(ttl), hash_key(secret)
     with _key_cache_lock:
         account = cache.get(digest)
     if account is not None:
         return account
-    found = await account_for_key_async(session, secret)
+    found = await account_for_key_async(secret)
     return None if found is None else _remember(cache, digest, found)
 
 
-async def cached_anonymous_account(session: AsyncSession, ttl: float) -> Account:
+async def cached_anonymous_account(ttl: float) -> Account:
     """The shared anonymous account, remembered like a key (its tier changes apply within ``ttl``)."""
     if ttl <= 0:
-        return await anonymous_account_async(session)
+        return await anonymous_account_async()
     cache = _cache(ttl)
     with _key_cache_lock:
         account = cache.get(_ANONYMOUS)
     if account is not None:
         return account
-    return _remember(cache, _ANONYMOUS, await anonymous_account_async(session))
+    return _remember(cache, _ANONYMOUS, await anonymous_account_async())
 
 
 def forget_keys() -> None:
@@ -108,21 +109,21 @@ def forget_keys() -> None:
             _key_cache.clear()
 
 
-async def current_principal(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Principal:
+async def current_principal(request: Request, settings: SettingsDep) -> Principal:
     """Who is calling, without a thread hop: keys and the anonymous account are cached for
-    ``api_key_cache_seconds``; a miss is one query on the async pool."""
+    ``api_key_cache_seconds``; a miss is one statement on the async pool (shared/infra/aiodb.py)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("the Authorization header must be 'Bearer <api key>'")
-        account = await cached_account_for_key_async(session, token.strip(), settings.api_key_cache_seconds)
+        account = await cached_account_for_key_async(token.strip(), settings.api_key_cache_seconds)
         if account is None:
             raise _unauthorized("this API key is not valid or has been revoked")
         principal = Principal(account, token.strip()[:12])
     elif settings.allow_anonymous:
         host = request.client.host if request.client else "unknown"
-        principal = Principal(await cached_anonymous_account(session, settings.api_key_cache_seconds), f"anon:{host}")
+        principal = Principal(await cached_anonymous_account(settings.api_key_cache_seconds), f"anon:{host}")
     else:
         raise _unauthorized("an API key is required: send 'Authorization: Bearer <api key>'")
     structlog.contextvars.bind_contextvars(account_id=str(principal.account.id))
@@ -132,11 +133,11 @@ async def current_principal(request: Request, session: AsyncSessionDep, settings
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def optional_principal(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Principal | None:
+async def optional_principal(request: Request, settings: SettingsDep) -> Principal | None:
     """The caller when it sends a key (a bad key is still 401) or anonymous access is on; None otherwise.
     For routes that answer without a key (public and unlisted sounds, the public library)."""
     if request.headers.get("authorization") or settings.allow_anonymous:
-        return await current_principal(request, session, settings)
+        return await current_principal(request, settings)
     return None
 
 
@@ -183,10 +184,21 @@ def rate_limit(route_class: str, optional: bool = False):
     return Depends(charge_optional if optional else charge)
 
 
+def rate_bucket(principal: Principal, route_class: str, settings: Settings) -> limits.Bucket:
+    """The caller's bucket for ``route_class``, for a route that charges it inside its own Redis
+    script (POST /v1/generations: with the job's admission, shared/domain/limits.py)."""
+    limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
+    return limits.Bucket(_bucket_key(route_class, principal.key), limit, per, route_class)
+
+
+def _bucket_key(route_class: str, caller: str) -> str:
+    return f"soundbox:ratelimit:{route_class}:{caller}"
+
+
 async def _charge(request: Request, key: str, route_class: str, settings, redis) -> None:
     limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
     try:
-        result = await _bucket(redis).take_async(f"soundbox:ratelimit:{route_class}:{key}", limit, per)
+        result = await _bucket(redis).take_async(_bucket_key(route_class, key), limit, per)
     except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
         log.warning("rate limiter unavailable", error=str(exc))
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated
 
@@ -11,10 +11,9 @@ import redis.asyncio as aioredis
 from fastapi import Depends
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain.catalog import ModelSpec, get_catalog
-from shared.infra.db import async_session, get_engine
+from shared.infra.db import get_engine
 from shared.infra.storage import ObjectStore, get_store
 from shared.settings import Settings, get_settings
 
@@ -27,18 +26,6 @@ def get_session() -> Iterator[Session]:
         try:
             session.close()
         except SQLAlchemyError:  # the connection died after the answer was sent: SQLAlchemy discards it
-            pass
-
-
-async def get_async_session() -> AsyncIterator[AsyncSession]:
-    """A session on the async pool (it takes a connection only when first used)."""
-    session = async_session()
-    try:
-        yield session
-    finally:
-        try:
-            await session.close()
-        except SQLAlchemyError:
             pass
 
 
@@ -86,7 +73,6 @@ async def get_models(settings: Annotated[Settings, Depends(settings_dep)]) -> di
 
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
-AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_session)]
 AsyncRedisDep = Annotated[aioredis.Redis, Depends(get_async_redis)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 StoreDep = Annotated[ObjectStore, Depends(get_object_store)]

@@ -4,6 +4,7 @@ rate-limit class; one middleware for request ids, rate-limit headers and metrics
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
-from api.deps import AsyncSessionDep, SettingsDep
+from api.deps import SettingsDep
 from api.resilience import Admission, DeclaredBodyLimit, install_outage_handlers, problem_responses
 from api.routes import (
     admin,
@@ -36,6 +37,7 @@ from api.routes import (
     voices,
     webhooks,
 )
+from shared.infra import aiodb
 from shared.infra.logging import configure_logging
 from shared.settings import get_settings
 
@@ -49,9 +51,10 @@ Errors are RFC 9457 problem+json."""
 log = structlog.get_logger()
 STUDIO_DIR = Path(__file__).parent / "studio"  # plain HTML, CSS and ES modules: no build step
 
-# (router, rate-limit class, admin only)
-ROUTES = [
-    (generations.router, "generate", False),
+# (router, rate-limit class, admin only); None: the route charges the caller's bucket itself
+# (POST /v1/generations, in the script that admits the job)
+ROUTES: list[tuple[APIRouter, str | None, bool]] = [
+    (generations.router, None, False),
     (jobs.router, "read", False),
     (events.router, "read", False),
     (webhooks.router, "read", False),
@@ -71,11 +74,11 @@ OPEN_ROUTES = [
 
 def _metrics_route(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus(request: Request, session: AsyncSessionDep, settings: SettingsDep) -> Response:
+    async def prometheus(request: Request, settings: SettingsDep) -> Response:
         """Prometheus text format, for an admin key or SOUNDBOX_METRICS_TOKEN."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not (settings.metrics_token and token == settings.metrics_token):
-            require_admin(await current_principal(request, session, settings))
+            require_admin(await current_principal(request, settings))
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -149,6 +152,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.wait_for(_sweep_limits(force=True), 15)
     except TimeoutError:
         log.warning("limit counters not swept at start: too slow")
+    gc.collect()
+    gc.freeze()  # what start-up made lives for good: the collector need not walk it again
 
     async def periodic() -> None:
         while True:
@@ -160,6 +165,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+        await aiodb.close_pools()
 
 
 class _App(FastAPI):
@@ -190,7 +196,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     install_outage_handlers(app)  # database and Redis errors: 503 naming which
     for router, route_class, admin_only in ROUTES:
-        deps = [Depends(current_principal), rate_limit(route_class)]
+        deps = [Depends(current_principal)] + ([rate_limit(route_class)] if route_class else [])
         if admin_only:
             deps.append(Depends(require_admin))
         app.include_router(router, dependencies=deps, responses=problem_responses(admin=admin_only))

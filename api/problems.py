@@ -13,7 +13,14 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from shared.domain import idempotency
-from shared.domain.errors import IdempotencyConflict, InvalidField, JobFinished, LimitReached, QueueUnavailable
+from shared.domain.errors import (
+    IdempotencyConflict,
+    InvalidField,
+    JobFinished,
+    LimitReached,
+    QueueUnavailable,
+    RateLimited,
+)
 from shared.infra.storage import StoreUnavailable
 
 MEDIA_TYPE = "application/problem+json"
@@ -108,6 +115,11 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": str(exc.retry_after)},
             limit=exc.limit,
         )
+
+    @app.exception_handler(RateLimited)
+    async def _on_rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        headers = {**exc.headers, "Retry-After": str(exc.retry_after)}
+        return problem(request, 429, exc.detail, title="Too Many Requests", headers=headers)
 
     @app.exception_handler(QueueUnavailable)
     async def _on_queue_down(request: Request, exc: QueueUnavailable) -> JSONResponse:

@@ -222,7 +222,9 @@ class Settings(BaseSettings):
     # Load and faults (api/resilience.py, shared/infra/db.py)
     max_body_bytes: int = Field(1_000_000, ge=0, description="Request bodies larger than this get 413 (0: no limit).")
     api_max_in_flight: int = Field(24, ge=0, description="Requests one API process works on at once (0: no limit).")
-    api_max_queued: int = Field(64, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once.")
+    api_max_queued: int = Field(
+        256, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once."
+    )
     api_queue_wait: float = Field(1.0, ge=0, description="Seconds a request may wait for a slot before a 503.")
     api_key_cache_seconds: float = Field(
         5.0,

@@ -7,14 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 from api import idempotency, live
-from api.auth import CurrentPrincipal
-from api.deps import AsyncRedisDep, AsyncSessionDep, CatalogDep, SettingsDep
-from api.presenters import job_out
+from api.auth import CurrentPrincipal, rate_bucket
+from api.deps import AsyncRedisDep, CatalogDep, SettingsDep
 from api.resilience import release_admission
-from shared.domain import jobs
+from shared.domain import jobs, jobview
 from shared.domain.models import TERMINAL_STATUSES
 from shared.domain.schemas import GenerationCreate, JobOut
 
@@ -59,8 +57,6 @@ def prefer_wait(header: str | None) -> int | None:
 async def create_generation(
     body: GenerationCreate,
     request: Request,
-    response: Response,
-    session: AsyncSessionDep,
     redis: AsyncRedisDep,
     catalog: CatalogDep,
     principal: CurrentPrincipal,
@@ -80,40 +76,37 @@ async def create_generation(
             "(`Idempotent-Replayed: true`); with a different body, 409.",
         ),
     ] = None,
-) -> JobOut:
+) -> Response:
     """Queue a generation. Poll the job at the `Location` URL until its status is terminal, follow
     `GET /v1/jobs/{id}/events`, or give a `webhook_url`. The priority is clamped into the caller's tier range."""
     wait = prefer_wait(prefer)
-    key = idempotency.check_key(idempotency_key)
     submission = await jobs.submit_async(
-        session=session,
         redis_client=redis,
         account=principal.account,
         request=body,
         catalog=catalog,
         settings=settings,
-        idempotency_key=key,
+        idempotency_key=idempotency.check_key(idempotency_key),
+        bucket=rate_bucket(principal, "generate", settings),
     )
-    job, replayed = submission.job, submission.replayed
-    await session.close()  # hold no database connection while waiting
-    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    sound = None
-    if wait is not None or replayed:
+    job, sound, status = submission.job, submission.sound, 202
+    base = str(request.base_url)
+    headers = {"Location": f"{base}v1/jobs/{job.id}"}
+    if submission.rate is not None:
+        request.state.rate_limit_headers = submission.rate.headers()
+    if submission.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if wait is not None:
         if wait and job.status not in TERMINAL_STATUSES:
             release_admission(request)  # waiting holds no database connection: free the slot
 
             async def finished() -> bool:
-                row = await run_in_threadpool(live.job_row, job.id)
-                return row is not None and row[0].status in TERMINAL_STATUSES
+                found = await jobs.read_async(job.id)
+                return found is not None and found[0].status in TERMINAL_STATUSES
 
             await live.wait_for_terminal(settings.redis_url, job.id, wait, finished)
-        row = await run_in_threadpool(live.job_row, job.id)
-        if row is not None:
-            job, sound = row
-    if wait is not None:
-        response.headers["Preference-Applied"] = f"wait={wait}"
-        if job.status in TERMINAL_STATUSES:
-            response.status_code = 201
-    return job_out(request, job, sound)
+            job, sound = await jobs.read_async(job.id) or (job, sound)
+        headers["Preference-Applied"] = f"wait={wait}"
+        status = 201 if job.status in TERMINAL_STATUSES else 202
+    body_json = jobview.job_out(job, sound, base_url=base).model_dump_json()
+    return Response(body_json, status_code=status, headers=headers, media_type="application/json")

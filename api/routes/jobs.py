@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import Session
 
 from api.auth import CurrentPrincipal
@@ -16,7 +16,7 @@ from api.deps import SessionDep
 from api.owned import OwnedJob
 from api.presenters import job_out
 from api.problems import ProblemException
-from shared.domain import jobs
+from shared.domain import jobs, jobview
 from shared.domain.catalog import ModelId
 from shared.domain.models import Job, JobStatus, Sound
 from shared.domain.schemas import JobList, JobOut
@@ -30,8 +30,13 @@ def present(request: Request, session: Session, job: Job) -> JobOut:
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, name="get_job")
-def get_job(job: OwnedJob, request: Request, session: SessionDep) -> JobOut:
-    return present(request, session, job)
+async def get_job(job_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> Response:
+    """The job as it stands now (one statement on the async pool: the route clients poll)."""
+    found = await jobs.read_async(job_id)
+    if found is None or not principal.owns(found[0].account_id):
+        raise ProblemException(404, f"no job {job_id}")
+    body = jobview.job_out(*found, base_url=str(request.base_url)).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 def _encode_cursor(job: Job) -> str:

@@ -7,12 +7,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain.models import ANONYMOUS_ACCOUNT_ID, Account, ApiKey, utcnow
 from shared.domain.tiers import DEFAULT_TIER
+from shared.infra import aiodb
 
 KEY_PREFIX = "sbx_"
 
@@ -62,14 +63,26 @@ def account_for_key(session: Session, secret: str) -> Account | None:
     return session.get(Account, row[0])
 
 
-async def account_for_key_async(session: AsyncSession, secret: str) -> Account | None:
-    """``account_for_key`` on the API's event loop."""
-    row = (await session.exec(_use_key_stmt(secret))).first()
-    if row is None:
-        await session.rollback()
-        return None
-    await session.commit()
-    return await session.get(Account, row[0])
+_ACCOUNTS, _KEYS = Account.__table__, ApiKey.__table__  # type: ignore[attr-defined]
+# account_for_key for the API's async pool: note the key's use and read its account, one statement
+_USE_KEY = aiodb.Query(
+    update(_KEYS)
+    .where(
+        _KEYS.c.key_hash == bindparam("key_hash", type_=_KEYS.c.key_hash.type),
+        _KEYS.c.revoked_at.is_(None),
+        _ACCOUNTS.c.id == _KEYS.c.account_id,
+    )
+    .values(last_used_at=bindparam("now", type_=_KEYS.c.last_used_at.type))
+    .returning(*_ACCOUNTS.c)
+)
+_ACCOUNT = aiodb.Query(select(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("id", type_=_ACCOUNTS.c.id.type)))
+_ADD_ACCOUNT = aiodb.Query(insert(_ACCOUNTS).on_conflict_do_nothing(index_elements=["id"]))
+
+
+async def account_for_key_async(secret: str) -> Account | None:
+    """``account_for_key`` on the API's event loop (shared/infra/aiodb.py)."""
+    row = await aiodb.fetch_one(_USE_KEY, {"key_hash": hash_key(secret), "now": utcnow()})
+    return None if row is None else Account.model_validate(row)
 
 
 def anonymous_account(session: Session) -> Account:
@@ -81,13 +94,13 @@ def anonymous_account(session: Session) -> Account:
     return account
 
 
-async def anonymous_account_async(session: AsyncSession) -> Account:
-    account = await session.get(Account, ANONYMOUS_ACCOUNT_ID)
-    if account is None:
-        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier=DEFAULT_TIER)
-        session.add(account)
-        await session.commit()
-    return account
+async def anonymous_account_async() -> Account:
+    row = await aiodb.fetch_one(_ACCOUNT, {"id": ANONYMOUS_ACCOUNT_ID})
+    if row is None:  # created by the migration; recreated if someone deleted it
+        account = Account(id=ANONYMOUS_ACCOUNT_ID, name="anonymous", tier=DEFAULT_TIER, created_at=utcnow())
+        await aiodb.fetch(_ADD_ACCOUNT, account.model_dump())
+        row = await aiodb.fetch_one(_ACCOUNT, {"id": ANONYMOUS_ACCOUNT_ID})
+    return Account.model_validate(row)
 
 
 def list_keys(session: Session) -> list[tuple[ApiKey, Account]]:

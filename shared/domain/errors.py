@@ -27,6 +27,14 @@ class LimitReached(DomainError):
         self.limit, self.detail, self.retry_after, self.capacity = limit, detail, retry_after, capacity
 
 
+class RateLimited(DomainError):
+    """The caller's rate limit (a token bucket) is empty; ``headers``: its RateLimit-* fields."""
+
+    def __init__(self, detail: str, retry_after: int, headers: dict[str, str]):
+        super().__init__(detail)
+        self.detail, self.retry_after, self.headers = detail, retry_after, headers
+
+
 class QueueUnavailable(DomainError):
     """The broker could not take the job; the job row was marked failed."""
 

@@ -34,7 +34,7 @@ from shared.domain.jobview import job_out
 from shared.domain.models import Job, JobStatus, Sound, WebhookDelivery, utcnow
 from shared.domain.schemas import TERMINAL_EVENTS, EventType
 
-__all__ = ["STATUS_EVENTS", "TERMINAL_EVENTS", "Event", "EventType", "emit", "publish", "record"]
+__all__ = ["STATUS_EVENTS", "TERMINAL_EVENTS", "Event", "EventType", "build", "emit", "publish", "record"]
 from shared.settings import get_settings
 
 log = structlog.get_logger()
@@ -88,15 +88,29 @@ def record(
 ) -> Event:
     """Build the event from ``job`` (already changed in this session) and add the webhook delivery
     it owes to the session. Call ``publish`` with the result after the commit."""
-    settings = get_settings()
-    event_type = EventType(event_type)
     if sound is None and job.result_sound_id is not None:
         sound = session.get(Sound, job.result_sound_id)
+    event, owed = build(job, event_type, sound=sound, extra=extra)
+    for delivery in owed:
+        session.add(delivery)
+    return event
+
+
+def build(
+    job: Job, event_type: EventType, *, sound: Sound | None = None, extra: dict[str, Any] | None = None
+) -> tuple[Event, list[WebhookDelivery]]:
+    """``record`` without a session: the event and the webhook delivery rows it owes, for a caller
+    that writes them itself (shared/domain/jobs.submit_async)."""
+    settings = get_settings()
+    event_type = EventType(event_type)
     now = utcnow()
     body = envelope(job, event_type, sound, base_url=settings.public_url, when=now)
     event = Event(str(job.id), {**body, **(extra or {})}, account_id=str(job.account_id))
+    owed = []
     if job.webhook_url and event_type in (job.webhook_events or []):
         delivery = WebhookDelivery(
+            id=uuid.uuid4(),
+            created_at=now,
             job_id=job.id,
             account_id=job.account_id,
             event_type=event_type.value,
@@ -106,9 +120,9 @@ def record(
             next_attempt_at=now,
             dispatched_at=now,
         )
-        session.add(delivery)
+        owed.append(delivery)
         event.deliveries.append(str(delivery.id))
-    return event
+    return event, owed
 
 
 @lru_cache
@@ -144,6 +158,32 @@ def publish_commands(pipe: Any, event: Event, ttl_seconds: int) -> None:
     pipe.expire(key, ttl_seconds)
     pipe.publish(channel(event.job_id), event.type)
     limits.on_event(pipe, event.job_id, event.account_id, event.type)
+
+
+# A new job's job.queued event and its task in one atomic script: what ``publish_commands`` and an
+# LPUSH do for it, as one command (limits.admit has already counted the job).
+# KEYS: the job's stream, the task's list. ARGV: type, event JSON, stream cap, TTL, channel, message.
+_PUBLISH_AND_SEND = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[1], 'event', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[6])
+return 1
+"""
+
+
+@lru_cache
+def _publish_and_send_script(client: Any) -> Any:
+    return client.register_script(_PUBLISH_AND_SEND)  # one registered script per client (EVALSHA)
+
+
+async def publish_and_send(client: Any, event: Event, ttl_seconds: int, list_key: str, message: bytes) -> None:
+    """Publish a new job's ``job.queued`` event, then push its task, atomically, on a
+    ``redis.asyncio`` client (shared/domain/jobs.submit_async): listeners always see job.queued
+    first, and a task is never sent without it."""
+    keys = [stream_key(event.job_id), list_key]
+    args = [event.type, json.dumps(event.envelope), STREAM_MAXLEN, ttl_seconds, channel(event.job_id), message]
+    await _publish_and_send_script(client)(keys=keys, args=args)
 
 
 def dispatch(delivery_ids: list[str]) -> None:

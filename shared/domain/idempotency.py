@@ -9,15 +9,17 @@ import hashlib
 import json
 import uuid
 from datetime import timedelta
+from typing import Any
 
+import sqlmodel
 from pydantic import BaseModel
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Session, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from shared.domain.errors import IdempotencyConflict
 from shared.domain.models import IdempotencyKey, Job, utcnow
+from shared.infra import aiodb
 
 NAME = "Idempotency-Key"  # how clients send it (an HTTP header); named in the conflict messages
 
@@ -28,47 +30,18 @@ def request_hash(body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lookup_stmt(account_id: uuid.UUID, key: str):
-    return select(IdempotencyKey).where(
-        col(IdempotencyKey.account_id) == account_id,
-        col(IdempotencyKey.key) == key,
-        col(IdempotencyKey.expires_at) > utcnow(),
+_KEYS = IdempotencyKey.__table__  # type: ignore[attr-defined]
+
+
+def _lookup_stmt(account_id: Any, key: Any, now: Any):
+    return select(_KEYS).where(_KEYS.c.account_id == account_id, _KEYS.c.key == key, _KEYS.c.expires_at > now)
+
+
+def _remember_stmt(account_id: Any, key: Any, digest: Any, job_id: Any, now: Any, expires_at: Any):
+    stmt = insert(_KEYS).values(
+        account_id=account_id, key=key, request_hash=digest, job_id=job_id, created_at=now, expires_at=expires_at
     )
-
-
-def lookup(session: Session, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-    return session.exec(_lookup_stmt(account_id, key)).first()
-
-
-async def lookup_async(session: AsyncSession, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
-    return (await session.exec(_lookup_stmt(account_id, key))).first()
-
-
-def remember(
-    session: Session, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
-) -> bool:
-    """Tie the key to the job (in the caller's transaction). False when the key is already live:
-    the caller then rolls back and replays."""
-    return session.exec(_remember_stmt(account_id, key, digest, job_id, ttl_seconds)).first() is not None
-
-
-async def remember_async(
-    session: AsyncSession, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
-) -> bool:
-    return (await session.exec(_remember_stmt(account_id, key, digest, job_id, ttl_seconds))).first() is not None
-
-
-def _remember_stmt(account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int):
-    now = utcnow()
-    stmt = insert(IdempotencyKey).values(
-        account_id=account_id,
-        key=key,
-        request_hash=digest,
-        job_id=job_id,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
-    )
-    upsert = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["account_id", "key"],
         set_={
             "request_hash": stmt.excluded.request_hash,
@@ -76,13 +49,67 @@ def _remember_stmt(account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UU
             "created_at": stmt.excluded.created_at,
             "expires_at": stmt.excluded.expires_at,
         },
-        where=col(IdempotencyKey.expires_at) <= now,  # an expired key is free again
-    ).returning(col(IdempotencyKey.key))
-    return upsert
+        where=_KEYS.c.expires_at <= now,  # an expired key is free again
+    ).returning(_KEYS.c.key)
 
 
-def forget_stmt(account_id: uuid.UUID, key: str):
-    return delete(IdempotencyKey).where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
+def forget_stmt(account_id: Any, key: Any):
+    return delete(_KEYS).where(_KEYS.c.account_id == account_id, _KEYS.c.key == key)
+
+
+def _param(name: str, column: str) -> Any:
+    return bindparam(name, type_=_KEYS.c[column].type)
+
+
+# The same statements for the API's async pool (shared/infra/aiodb.py), compiled once.
+LOOKUP = aiodb.Query(
+    _lookup_stmt(_param("account_id", "account_id"), _param("key", "key"), _param("now", "expires_at"))
+)
+REMEMBER = aiodb.Query(
+    _remember_stmt(
+        _param("account_id", "account_id"),
+        _param("key", "key"),
+        _param("digest", "request_hash"),
+        _param("job_id", "job_id"),
+        _param("now", "created_at"),
+        _param("expires_at", "expires_at"),
+    )
+)
+FORGET = aiodb.Query(forget_stmt(_param("account_id", "account_id"), _param("key", "key")))
+
+
+def lookup(session: Session, account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+    stmt = sqlmodel.select(IdempotencyKey).where(
+        sqlmodel.col(IdempotencyKey.account_id) == account_id,
+        sqlmodel.col(IdempotencyKey.key) == key,
+        sqlmodel.col(IdempotencyKey.expires_at) > utcnow(),
+    )
+    return session.exec(stmt).first()
+
+
+async def lookup_async(account_id: uuid.UUID, key: str) -> IdempotencyKey | None:
+    row = await aiodb.fetch_one(LOOKUP, {"account_id": account_id, "key": key, "now": utcnow()})
+    return None if row is None else IdempotencyKey.model_validate(row)
+
+
+def remember(
+    session: Session, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
+) -> bool:
+    """Tie the key to the job (in the caller's transaction). False when the key is already live:
+    the caller then rolls back and replays."""
+    now = utcnow()
+    stmt = _remember_stmt(account_id, key, digest, job_id, now, now + timedelta(seconds=ttl_seconds))
+    return session.execute(stmt).first() is not None
+
+
+async def remember_async(
+    conn: Any, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
+) -> bool:
+    """``remember`` in a transaction of the async pool (``conn``, shared/infra/aiodb.transaction)."""
+    now = utcnow()
+    values = {"account_id": account_id, "key": key, "digest": digest, "job_id": job_id, "now": now}
+    cursor = await aiodb.execute(conn, REMEMBER, {**values, "expires_at": now + timedelta(seconds=ttl_seconds)})
+    return await cursor.fetchone() is not None
 
 
 def forget(session: Session, account_id: uuid.UUID, key: str) -> None:
@@ -91,18 +118,12 @@ def forget(session: Session, account_id: uuid.UUID, key: str) -> None:
 
 def replay(session: Session, row: IdempotencyKey | None, digest: str, key: str) -> Job:
     """The job the key made, when this request is the same one; ``IdempotencyConflict`` when its body differs."""
-    job = session.get(Job, _replayed_id(row, digest, key))
+    job = session.get(Job, replayed_id(row, digest, key))
     assert job is not None  # the key's row goes with its job (ON DELETE CASCADE)
     return job
 
 
-async def replay_async(session: AsyncSession, row: IdempotencyKey | None, digest: str, key: str) -> Job:
-    job = await session.get(Job, _replayed_id(row, digest, key))
-    assert job is not None
-    return job
-
-
-def _replayed_id(row: IdempotencyKey | None, digest: str, key: str) -> uuid.UUID:
+def replayed_id(row: IdempotencyKey | None, digest: str, key: str) -> uuid.UUID:
     if row is None:  # the racing request's key expired in between: extremely unlikely, say so
         raise IdempotencyConflict(f"{NAME} '{key}' is in use by a concurrent request; retry")
     if row.request_hash != digest:

@@ -26,21 +26,23 @@ from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import Integer, and_, cast, func, insert, or_, update
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Integer, and_, bindparam, cast, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.domain import events, idempotency, limits, prompts
 from shared.domain.catalog import ModelId, ModelSpec
 from shared.domain.errors import InvalidField, JobFinished, QueueUnavailable
 from shared.domain.events import EventType
-from shared.domain.models import Account, Job, JobStatus, Sound, utcnow
+from shared.domain.models import Account, IdempotencyKey, Job, JobStatus, Sound, WebhookDelivery, utcnow
 from shared.domain.params import params_for
 from shared.domain.schemas import DEFAULT_WEBHOOK_EVENTS, GenerationCreate
 from shared.domain.tiers import TierLimits, limits_for
 from shared.domain.webhooks import Allowlist, UnsafeWebhookURL, resolve_checked
+from shared.infra import aiodb
 from shared.infra.celery_app import enqueue_job, job_message
 from shared.infra.db import session_scope
+from shared.infra.ratelimit import BucketResult
 from shared.settings import Settings
 from shared.speech.voices import discover_voices
 
@@ -56,6 +58,8 @@ Enqueue = Callable[[str, str, int], Any]  # (job id, queue, priority): sends the
 class Submission:
     job: Job
     replayed: bool  # True: an earlier request with the same idempotency key made this job
+    rate: BucketResult | None = None  # the caller's rate limit after the charge, when it was charged
+    sound: Sound | None = None  # a replayed job's result, when it has one (submit_async)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ def _plan(
     return _Plan(job, spec, tier_name, tier, idempotency.request_hash(request) if key else "")
 
 
-_JOB_COLUMNS = tuple(Job.__table__.columns)  # type: ignore[attr-defined]
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+_JOB_COLUMNS = tuple(_JOBS.columns)
 _INSERT_JOB = insert(Job.__table__)  # type: ignore[attr-defined]  # one compiled statement, values as parameters
 
 
@@ -189,19 +194,22 @@ def _release(client: Any, job: Job) -> None:
 
 async def submit_async(
     *,
-    session: AsyncSession,
     redis_client: Any,
     account: Account,
     request: GenerationCreate,
     catalog: dict[str, ModelSpec],
     settings: Settings,
     idempotency_key: str | None = None,
+    bucket: limits.Bucket | None = None,
 ) -> Submission:
     """:func:`submit` on an event loop (the API's route): the same checks, limits, transaction and
     guarantee, with no thread hop on the common path. ``redis_client`` is a ``redis.asyncio``
-    client of the broker. The ``job.queued`` event and the task go to Redis in one pipeline,
-    event first; the task is the LPUSH of the message ``enqueue_job`` would send
-    (shared/infra/celery_app.job_message). Checks that may block (a webhook host's resolution,
+    client of the broker; ``bucket``, the caller's rate limit, is charged by the same script that
+    admits the job (``RateLimited`` when it is empty). The database work is psycopg's async pool
+    (shared/infra/aiodb.py): without a key or a webhook the row is one autocommit INSERT, else one
+    pipelined transaction. The ``job.queued`` event and the task go to Redis in one script, event
+    first (events.publish_and_send); the task is the LPUSH of the message ``enqueue_job`` would
+    send (shared/infra/celery_app.job_message). Checks that may block (a webhook host's resolution,
     the voice files) run in a thread."""
     key = idempotency_key
     if request.webhook_url is not None or request.voice is not None:
@@ -209,38 +217,91 @@ async def submit_async(
     else:
         plan = _plan(account, request, catalog, settings, key)
     job = plan.job
-    if key and (earlier := await idempotency.lookup_async(session, account.id, key)) is not None:
-        return Submission(await idempotency.replay_async(session, earlier, plan.digest, key), replayed=True)
-    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs)
-    limits.verdict(adm, await _admit_script(redis_client)(keys=adm.keys, args=adm.args), settings.max_queued_jobs)
+    if key and (earlier := await idempotency.lookup_async(account.id, key)) is not None:
+        return await _replay_async(earlier, plan.digest, key)
+    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs, bucket)
+    rate = limits.verdict(
+        adm, await _admit_script(redis_client)(keys=adm.keys, args=adm.args), settings.max_queued_jobs
+    )
+    queued, owed = events.build(job, EventType.queued)
     try:
-        # a Core INSERT of the row (the ORM's unit of work costs more than the statement itself)
-        await session.execute(_INSERT_JOB, {c.key: getattr(job, c.key) for c in _JOB_COLUMNS})
-        if key and not await idempotency.remember_async(
-            session, account.id, key, plan.digest, job.id, settings.idempotency_ttl_seconds
-        ):
-            await session.rollback()  # a concurrent request with this key made its job first
+        if not await _insert_async(job, owed, key, plan.digest, settings):  # a concurrent request with this key won
             await _release_async(redis_client, job)
-            earlier = await idempotency.lookup_async(session, account.id, key)
-            return Submission(await idempotency.replay_async(session, earlier, plan.digest, key), replayed=True)
-        queued = events.record(session, job, EventType.queued)
-        await session.commit()
+            earlier = await idempotency.lookup_async(account.id, key or "")
+            return await _replay_async(earlier, plan.digest, key or "")
     except BaseException:
         await _release_async(redis_client, job)
         raise
     list_key, message = job_message(str(job.id), plan.spec.queue, job.priority)
     try:
-        pipe = redis_client.pipeline(transaction=True)
-        events.publish_commands(pipe, queued, settings.events_ttl_seconds)  # job.queued first, then the task
-        pipe.lpush(list_key, message)
-        await pipe.execute()
+        await events.publish_and_send(redis_client, queued, settings.events_ttl_seconds, list_key, message)
     except Exception as exc:  # broker down: nothing was accepted, say so and keep the row honest
         log.error("enqueue failed", job_id=str(job.id), error=str(exc))
-        await _fail_unsent_async(session, redis_client, job, key, settings)
+        await _fail_unsent_async(redis_client, job, key, settings)
         raise QueueUnavailable("the job queue is unavailable; try again shortly") from exc
     if queued.deliveries:
         await asyncio.to_thread(events.dispatch, queued.deliveries)
-    return Submission(job, replayed=False)
+    return Submission(job, replayed=False, rate=rate)
+
+
+_INSERT_JOB_Q = aiodb.Query(_INSERT_JOB)
+_INSERT_DELIVERY = aiodb.Query(insert(WebhookDelivery.__table__))  # type: ignore[attr-defined]
+_DELIVERY_COLUMNS = tuple(WebhookDelivery.__table__.columns)  # type: ignore[attr-defined]
+
+
+async def _insert_async(
+    job: Job, owed: list[WebhookDelivery], key: str | None, digest: str, settings: Settings
+) -> bool:
+    """Commit the job row with its idempotency key and webhook deliveries; False (nothing
+    written) when the key is already live."""
+    row = {c.key: getattr(job, c.key) for c in _JOB_COLUMNS}
+    if not key and not owed:
+        await aiodb.fetch(_INSERT_JOB_Q, row)  # one statement, atomic on its own
+        return True
+    try:
+        async with aiodb.transaction() as conn:
+            await aiodb.execute(conn, _INSERT_JOB_Q, row)
+            ttl = settings.idempotency_ttl_seconds
+            if key and not await idempotency.remember_async(conn, job.account_id, key, digest, job.id, ttl):
+                raise _KeyTaken  # rolls back
+            for delivery in owed:
+                await aiodb.execute(
+                    conn, _INSERT_DELIVERY, {c.key: getattr(delivery, c.key) for c in _DELIVERY_COLUMNS}
+                )
+    except _KeyTaken:
+        return False
+    return True
+
+
+async def _replay_async(row: IdempotencyKey | None, digest: str, key: str) -> Submission:
+    found = await read_async(idempotency.replayed_id(row, digest, key))
+    assert found is not None  # the key's row goes with its job (ON DELETE CASCADE)
+    return Submission(found[0], replayed=True, sound=found[1])
+
+
+_SOUNDS = Sound.__table__  # type: ignore[attr-defined]
+_READ = aiodb.Query(
+    sa_select(_JOBS, _SOUNDS)
+    .select_from(_JOBS.outerjoin(_SOUNDS, _SOUNDS.c.id == _JOBS.c.result_sound_id))
+    .where(_JOBS.c.id == bindparam("job_id", type_=_JOBS.c.id.type))
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+)
+
+
+async def read_async(job_id: uuid.UUID) -> tuple[Job, Sound | None] | None:
+    """A job and its result's sound, in one statement on the async pool (the API's reads)."""
+    row = await aiodb.fetch_one(_READ, {"job_id": job_id})
+    if row is None:
+        return None
+    job = Job.model_validate({c.key: row[f"jobs_{c.name}"] for c in _JOBS.c})
+    sound = None
+    if row["sounds_id"] is not None:
+        sound = Sound.model_validate({c.key: row[f"sounds_{c.name}"] for c in _SOUNDS.c})
+    return job, sound
+
+
+class _KeyTaken(Exception):
+    """Rolls back a submission whose idempotency key a concurrent request took first."""
 
 
 async def _release_async(client: Any, job: Job) -> None:
@@ -275,6 +336,14 @@ def _webhook_target(request: GenerationCreate, settings: Settings) -> tuple[str 
     return request.webhook_url, [EventType(e).value for e in request.webhook_events or DEFAULT_WEBHOOK_EVENTS]
 
 
+_FAIL_UNSENT = aiodb.Query(  # _fail_unsent_stmt for the async pool
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == QUEUED)
+    .values(status=JobStatus.failed, error="queue unavailable at submit", finished_at=bindparam("now"))
+    .returning(*_JOBS.c)
+)
+
+
 def _fail_unsent_stmt(job_id: uuid.UUID):
     """queued → failed for a job whose task the broker refused (unless it changed meanwhile)."""
     return (
@@ -295,16 +364,16 @@ def _fail_unsent(session: Session, job: Job, key: str | None) -> None:
     events.publish(event)
 
 
-async def _fail_unsent_async(
-    session: AsyncSession, redis_client: Any, job: Job, key: str | None, settings: Settings
-) -> None:
-    failed = (await session.scalars(_fail_unsent_stmt(job.id))).first()
-    if key:
-        await session.exec(idempotency.forget_stmt(job.account_id, key))  # a retry with the key must try again
-    event = events.record(session, failed, EventType.failed) if failed is not None else None
-    await session.commit()
-    if event is None:
-        return
+async def _fail_unsent_async(redis_client: Any, job: Job, key: str | None, settings: Settings) -> None:
+    async with aiodb.transaction() as conn:
+        row = await (await aiodb.execute(conn, _FAIL_UNSENT, {"job_id": job.id, "now": utcnow()})).fetchone()
+        if key:  # a retry with the key must try again
+            await aiodb.execute(conn, idempotency.FORGET, {"account_id": job.account_id, "key": key})
+        if row is None:
+            return
+        event, owed = events.build(Job.model_validate(row), EventType.failed)
+        for delivery in owed:
+            await aiodb.execute(conn, _INSERT_DELIVERY, {c.key: getattr(delivery, c.key) for c in _DELIVERY_COLUMNS})
     try:  # Redis is likely down: the event is lost to live listeners (they read the row), its place freed by the sweep
         pipe = redis_client.pipeline(transaction=True)
         events.publish_commands(pipe, event, settings.events_ttl_seconds)

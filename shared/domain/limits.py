@@ -33,9 +33,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from shared.domain.errors import LimitReached
+from shared.domain.errors import LimitReached, RateLimited
 from shared.domain.models import Job, JobStatus, utcnow
 from shared.domain.tiers import TierLimits
+from shared.infra.ratelimit import BucketResult
 
 PENDING_RETRY_AFTER = 10  # seconds: a pending job usually finishes by then
 CAPACITY_RETRY_AFTER = 30
@@ -99,6 +100,10 @@ class Bucket:
     key: str
     limit: int
     per_seconds: float
+    route_class: str = "generate"
+
+    def result(self, allowed: bool, tokens: float) -> BucketResult:
+        return BucketResult(allowed, self.limit, tokens, self.limit / self.per_seconds)
 
 
 @dataclass(frozen=True)
@@ -126,15 +131,22 @@ def admission(
     return Admission(keys, args, tier_name, tier, bucket)
 
 
-def verdict(adm: Admission, reply: list[Any], max_queued_jobs: int) -> float | None:
-    """Raise ``LimitReached`` for a refusal (the caller maps verdict 4, the rate limit, itself:
-    this returns the bucket's remaining tokens, None without a bucket)."""
+def verdict(adm: Admission, reply: list[Any], max_queued_jobs: int) -> BucketResult | None:
+    """Raise ``RateLimited`` or ``LimitReached`` for a refusal; else the bucket's state after the
+    charge (None without a bucket)."""
     code, count, extra = int(reply[0]), int(reply[1]), reply[2]
-    tokens = float(reply[4]) if adm.bucket is not None else None
+    bucket = adm.bucket.result(code != 4, float(reply[4])) if adm.bucket is not None else None
     if isinstance(extra, bytes):
         extra = extra.decode()
-    if code == 0 or code == 4:
-        return tokens
+    if code == 4 and adm.bucket is not None and bucket is not None:
+        b = adm.bucket
+        raise RateLimited(
+            f"rate limit exceeded for {b.route_class} requests: {b.limit} per {b.per_seconds:g} s per key",
+            bucket.retry_after,
+            bucket.headers(),
+        )
+    if code == 0:
+        return bucket
     if code == 1:
         raise LimitReached(
             "max_pending",

@@ -100,3 +100,29 @@ def test_global_queue_cap_is_503(database, redis_client):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_submissions_are_rate_limited_in_the_script_that_admits_them(database, redis_client):
+    """POST /v1/generations charges the caller's bucket in the same Redis script as the job's
+    admission: accepted submits carry RateLimit-* headers, the refused one is a 429 that leaves
+    no job behind."""
+    limits = {"generate": [2, 60], "read": [1000, 60], "speech": [1000, 60], "admin": [1000, 60]}
+    url, proc = start_api({"SOUNDBOX_TIERS": json.dumps(TIERS), "SOUNDBOX_RATE_LIMITS": json.dumps(limits)})
+    try:
+        with client_for(url, make_key("fast submitter", "creator")) as c:
+            body = {"model": "music", "prompt": "a short marimba riff", "duration": 1}
+            accepted = [c.post("/v1/generations", json=body) for _ in range(2)]
+            assert [r.status_code for r in accepted] == [202, 202]
+            assert [r.headers["ratelimit-remaining"] for r in accepted] == ["1", "0"]
+            assert all(r.headers["ratelimit-limit"] == "2" for r in accepted)
+            refused = c.post("/v1/generations", json=body)
+            assert refused.status_code == 429 and refused.headers["content-type"] == "application/problem+json"
+            assert "rate limit exceeded for generate requests" in refused.json()["detail"]
+            assert int(refused.headers["retry-after"]) >= 1 and refused.headers["ratelimit-remaining"] == "0"
+            jobs = c.get("/v1/jobs").json()["items"]
+            assert sorted(j["id"] for j in jobs) == sorted(r.json()["id"] for r in accepted)
+            for job in jobs:
+                c.post(f"/v1/jobs/{job['id']}/cancel")
+    finally:
+        proc.terminate()
+        proc.wait(10)
