@@ -235,10 +235,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections a process keeps open.")
     db_max_overflow: int = Field(5, ge=0, description="Connections a process may open beyond db_pool_size.")
     db_async_pool_size: int = Field(
-        16, ge=1, description="PostgreSQL connections an API process keeps for its async routes (submit, job reads)."
+        16,
+        ge=1,
+        description="PostgreSQL connections an API process keeps for its async routes (submit, auth, job reads).",
     )
     db_async_max_overflow: int = Field(
-        0, ge=0, description="Async connections an API process may open beyond those (each opened and closed per use)."
+        0, ge=0, description="Async connections an API process may open beyond those (closed after 10 idle minutes)."
     )
     limits_sweep_seconds: float = Field(
         30.0, gt=0, description="How often the Redis limit counters are rebuilt from PostgreSQL (drift heals)."
