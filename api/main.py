@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SettingsDep
-from api.resilience import Admission, DeclaredBodyLimit, install_outage_handlers, problem_responses
+from api.resilience import Admission, DeclaredBodyLimit, Liveness, install_outage_handlers, problem_responses
 from api.routes import (
     admin,
     events,
@@ -169,8 +169,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class _App(FastAPI):
-    def build_middleware_stack(self):  # a declared oversize body is refused outside everything else
-        return DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes)
+    def build_middleware_stack(self):  # liveness and a declared oversize body are answered outside everything else
+        return Liveness(DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes))
 
 
 def _studio(app: FastAPI) -> None:

@@ -126,6 +126,25 @@ def release_admission(request: Request) -> None:
         release()
 
 
+class Liveness:
+    """``GET /healthz`` answered outside everything else (no routing, no middleware, no pool), so
+    the liveness probe stays cheap and quick however busy the process is. The route in
+    api/routes/health.py documents it (and answers it when this layer is absent)."""
+
+    BODY = b'{"status":"ok"}'
+    HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
+            await send({"type": "http.response.start", "status": 200, "headers": self.HEADERS})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else self.BODY})
+            return
+        await self.app(scope, receive, send)
+
+
 class DeclaredBodyLimit:
     """413 problem+json at once for a ``Content-Length`` over ``limit``; nothing of the body is
     read. (A streamed body that crosses the limit is stopped by FastAPI's ``max_body_size``.)"""

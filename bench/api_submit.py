@@ -9,9 +9,10 @@ uvicorn workers, on fresh databases and a Redis database of their own, then runs
 LPUSH) and our POST /v1/generations (anonymous, limits raised; validation, auth, limits,
 idempotency keys and events all on), and prints requests/s, p50, p99, non-2xx and socket errors
 of each and our ratio to the floor. Then one saturation line per route class at
-``--saturation`` connections (submit, read, liveness). Target on a 2-core machine: >= 70 % of the
+``--saturation`` connections (submit, read, liveness, and the floor's bare /hello beside them),
+each with a /healthz probe every 50 ms beside it (an orchestrator's liveness check). Target on a 2-core machine: >= 70 % of the
 floor's /jobs requests/s, p99 <= 150 ms at 64 connections; at 256 no 500 and no timeout (non-2xx
-there are 503 + Retry-After). Needs wrk (apt-get install wrk), PostgreSQL on 127.0.0.1:5432 and
+there are 503 + Retry-After), the probe's p99 <= 50 ms. Needs wrk (apt-get install wrk), PostgreSQL on 127.0.0.1:5432 and
 Redis on 127.0.0.1:6379. The machine is shared and noisy: only the ratio in one run means much.
 """
 
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -130,12 +132,50 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None, timeout: 
     }
 
 
+class Probe:
+    """A liveness probe beside a load run, as an orchestrator would send it: GET /healthz every
+    ``interval`` seconds on its own connection; ``stop`` returns the latencies (ms; a timeout
+    or an error counts as ``timeout`` seconds)."""
+
+    def __init__(self, url: str, interval: float = 0.05, timeout: float = 2.0) -> None:
+        self.url, self.interval, self.timeout = url, interval, timeout
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout) as client:
+            while not self._stop.wait(self.interval):
+                started = time.perf_counter()
+                try:
+                    client.get(self.url).raise_for_status()
+                    self.latencies.append((time.perf_counter() - started) * 1000)
+                except httpx.HTTPError:
+                    self.latencies.append(self.timeout * 1000)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        ordered = sorted(self.latencies) or [0.0]
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+        return {"probes": len(self.latencies), "p50": pick(0.50), "p99": pick(0.99), "max": ordered[-1]}
+
+
 def line(name: str, r: dict) -> str:
     errs = {k: v for k, v in r["socket_errors"].items() if v}
-    return (
+    text = (
         f"{name:<44} {r['rps']:>8.0f} req/s  p50 {r['p50'] or 0:>7.1f} ms  p99 {r['p99'] or 0:>7.1f} ms  "
         f"non-2xx {r['non2xx']:>6}  socket errors {errs or 0}"
     )
+    if "probe" in r:
+        ok = r["rps"] * (1 - r["non2xx"] / r["requests"]) if r["requests"] else 0.0
+        p = r["probe"]
+        text += (
+            f"\n{'':<44} {ok:>8.0f} 2xx/s; /healthz probe beside it: {p['probes']} probes, "
+            f"p50 {p['p50']:.1f} ms, p99 {p['p99']:.1f} ms, max {p['max']:.1f} ms"
+        )
+    return text
 
 
 def main() -> None:
@@ -153,6 +193,8 @@ def main() -> None:
     floor_post.write_text(
         f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{FLOOR_BODY}\'\n'
     )
+    hello = work / "hello.lua"
+    hello.write_text('wrk.method = "POST"\n')
     # every request a fresh Idempotency-Key: the key is recorded with the job, as a careful client sends it
     idem = work / "idem.lua"
     idem.write_text(
@@ -257,13 +299,20 @@ def main() -> None:
         job = httpx.post(
             ours + "/v1/generations", content=BODY, headers={"content-type": "application/json"}, timeout=30
         ).json()["id"]
-        print(f"saturation at {args.saturation} connections, 10 s each (non-2xx should all be 503 + Retry-After):")
+        print(
+            f"saturation at {args.saturation} connections, 10 s each (non-2xx should all be 503 + Retry-After; "
+            "target: /healthz probe p99 <= 50 ms):"
+        )
         for name, url, script in [
             ("submit POST /v1/generations", ours + "/v1/generations", post),
             ("read GET /v1/jobs/{id}", f"{ours}/v1/jobs/{job}", None),
             ("liveness GET /healthz", ours + "/healthz", None),
+            ("floor POST /hello (the framework alone)", floor + "/hello", hello),
         ]:
+            probe = None if url.startswith(floor) else Probe(ours + "/healthz")
             results[f"saturation {name}"] = r = wrk(url, args.saturation, 10, script)
+            if probe is not None:
+                r["probe"] = probe.stop()
             print(line(name, r), flush=True)
         log_text = (work / "api.log").read_text(errors="replace")
         served_500 = len(re.findall(r'"status": 5\d\d', log_text))  # shed 503s never reach the request log
