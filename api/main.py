@@ -22,7 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import metrics, problems
 from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SettingsDep
-from api.resilience import Admission, DeclaredBodyLimit, Liveness, install_outage_handlers, problem_responses
+from api.resilience import (
+    Admission,
+    DeclaredBodyLimit,
+    Liveness,
+    document_not_found,
+    install_outage_handlers,
+    problem_responses,
+)
 from api.routes import (
     admin,
     events,
@@ -196,11 +203,13 @@ def create_app() -> FastAPI:
     problems.install(app)
     install_outage_handlers(app)  # database and Redis errors: 503 naming which
     for router, route_class, admin_only in ROUTES:
+        document_not_found(router)
         deps = [Depends(current_principal)] + ([rate_limit(route_class)] if route_class else [])
         if admin_only:
             deps.append(Depends(require_admin))
         app.include_router(router, dependencies=deps, responses=problem_responses(admin=admin_only))
     for router, route_class in OPEN_ROUTES:
+        document_not_found(router)
         app.include_router(
             router, dependencies=[rate_limit(route_class, optional=True)], responses=problem_responses(admin=False)
         )

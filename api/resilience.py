@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -217,16 +217,29 @@ def install_outage_handlers(app: FastAPI) -> None:
 # --- what every route may answer, for the OpenAPI document ------------------------------------------
 
 
-def problem_responses(*, admin: bool = False, body: bool = True) -> dict[int | str, dict[str, Any]]:
-    """The problem+json answers every authenticated route can give, documented on each operation."""
+def _problem_doc(description: str) -> dict[str, Any]:
     from shared.domain.schemas import Problem
 
-    def doc(description: str) -> dict[str, Any]:
-        return {
-            "model": Problem,
-            "description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def document_not_found(router: APIRouter) -> None:
+    """Every operation with a path parameter can answer 404 (no such id, or not the caller's):
+    say so in the OpenAPI document."""
+    from fastapi.routing import APIRoute
+
+    for route in router.routes:
+        if isinstance(route, APIRoute) and "{" in route.path_format and 404 not in route.responses:
+            route.responses[404] = _problem_doc("No such resource, or not the caller's")
+
+
+def problem_responses(*, admin: bool = False, body: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers every authenticated route can give, documented on each operation."""
+    doc = _problem_doc
 
     out: dict[int | str, dict[str, Any]] = {
         401: doc("No API key, or one that is not valid (WWW-Authenticate: Bearer)"),

@@ -110,7 +110,12 @@ def disabled_urls(session: SessionDep, principal: CurrentPrincipal) -> list[Disa
     return [DisabledUrlOut(url=r.url, disabled_at=r.disabled_at) for r in rows]
 
 
-@router.delete("/v1/webhooks/disabled", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/webhooks/disabled",
+    status_code=204,
+    response_class=Response,
+    responses={404: {"description": "the URL is not disabled"}},
+)
 def enable_url(
     session: SessionDep,
     principal: CurrentPrincipal,

@@ -7,7 +7,7 @@ import re
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import content_type_conformance, not_a_server_error, status_code_conformance
 
 from tests.conftest import make_key
 
@@ -39,11 +39,13 @@ def test_no_server_errors(api_url, database):
                 case.headers.pop("Prefer", None)  # wait=N would hold each example up to a minute
             response = case.call(headers={"Authorization": f"Bearer {key}"}, timeout=30)
             ran += 1
-            case.validate_response(response, checks=[not_a_server_error])
+            case.validate_response(
+                response, checks=[not_a_server_error, status_code_conformance, content_type_conformance]
+            )
 
         try:
             run()
-        except Exception as exc:  # collect every operation's failure, then report them together
+        except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failures, report them together
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
     _cancel_left_over_jobs(key)  # generated submits must not queue ahead of later tests' jobs
     assert ran > 0
