@@ -80,7 +80,9 @@ async def _pool_for(settings: Settings) -> AsyncConnectionPool:
             max_size=size,
             timeout=settings.db_pool_timeout,
             max_lifetime=1800,
-            reconnect_timeout=0,  # keep trying in the background after PostgreSQL went away
+            # a failed connection attempt is not retried in the background: the next request that
+            # needs a connection tries again, so the pool is whole as soon as PostgreSQL is back
+            reconnect_timeout=0,
             kwargs={"autocommit": True, "connect_timeout": settings.db_connect_timeout, "row_factory": dict_row},
             open=False,
             name="soundbox-api",
