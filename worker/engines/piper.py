@@ -59,6 +59,3 @@ class PiperEngine(Engine):
         return self._voices.get(find_voice(self.settings, voice_id))
 
 
-def _load_voice(model: Path, config: Path, cuda: bool) -> Any:
-    """A ``piper.PiperVoice`` as shipped (random noise), for callers of ``PiperVoice.synthesize``."""
-    return load_piper_voice(model, config, cuda=cuda, deterministic=False)[0]
