@@ -7,15 +7,14 @@ the text anew while the same job parameters always give the same audio.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from shared.domain.catalog import ModelSpec
 from shared.settings import Settings
 from shared.speech.synth import SpeechOptions, Utterance
-from shared.speech.voices import LoadedVoice, VoiceCache, find_voice, load_piper_voice
+from shared.speech.voices import LoadedVoice, VoiceCache, find_voice
 from worker.engines.base import Engine, GeneratedAudio, GenerationRequest, ProgressFn
 
 
@@ -57,5 +56,3 @@ class PiperEngine(Engine):
     def _voice(self, voice_id: str) -> LoadedVoice:
         """The loaded voice ``voice_id``; ValueError naming the available ones if unknown."""
         return self._voices.get(find_voice(self.settings, voice_id))
-
-
