@@ -240,6 +240,31 @@ def test_concurrent_requests_with_one_key_make_one_job(account):
     assert len(account.get("/v1/jobs").json()["items"]) == 1
 
 
+def test_an_expired_key_is_free_again(account):
+    from sqlalchemy import text
+
+    from shared.infra.db import session_scope
+
+    key = str(uuid.uuid4())
+    first = account.post("/v1/generations", json=MAGNET, headers={"Idempotency-Key": key})
+    assert first.status_code == 202
+    with session_scope() as s:  # the key's 24 hours have passed
+        s.exec(
+            text("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = :k").bindparams(
+                k=key
+            )
+        )  # type: ignore[call-overload]
+    other = account.post(
+        "/v1/generations", json={**MAGNET, "prompt": "a new request"}, headers={"Idempotency-Key": key}
+    )
+    assert other.status_code == 202 and "idempotent-replayed" not in other.headers
+    assert other.json()["id"] != first.json()["id"]
+    again = account.post(
+        "/v1/generations", json={**MAGNET, "prompt": "a new request"}, headers={"Idempotency-Key": key}
+    )
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["id"] == other.json()["id"]
+
+
 def test_rejected_requests_do_not_use_up_the_key(account):
     key = str(uuid.uuid4())
     bad = account.post("/v1/generations", json={**MAGNET, "duration": 99}, headers={"Idempotency-Key": key})

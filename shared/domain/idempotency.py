@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import sqlmodel
 from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, select
@@ -65,16 +66,15 @@ def _param(name: str, column: str) -> Any:
 LOOKUP = aiodb.Query(
     _lookup_stmt(_param("account_id", "account_id"), _param("key", "key"), _param("now", "expires_at"))
 )
-REMEMBER = aiodb.Query(
-    _remember_stmt(
-        _param("account_id", "account_id"),
-        _param("key", "key"),
-        _param("digest", "request_hash"),
-        _param("job_id", "job_id"),
-        _param("now", "created_at"),
-        _param("expires_at", "expires_at"),
+# ``remember_async``'s two statements: an expired key taken back, then the key itself
+_PURGE_EXPIRED = aiodb.Query(
+    delete(_KEYS).where(
+        _KEYS.c.account_id == _param("account_id", "account_id"),
+        _KEYS.c.key == _param("key", "key"),
+        _KEYS.c.expires_at <= _param("now", "expires_at"),
     )
 )
+_CLAIM = aiodb.Query(insert(_KEYS))
 FORGET = aiodb.Query(forget_stmt(_param("account_id", "account_id"), _param("key", "key")))
 
 
@@ -104,12 +104,19 @@ def remember(
 
 async def remember_async(
     conn: Any, account_id: uuid.UUID, key: str, digest: str, job_id: uuid.UUID, ttl_seconds: int
-) -> bool:
-    """``remember`` in a transaction of the async pool (``conn``, shared/infra/aiodb.transaction)."""
+) -> None:
+    """``remember`` in a pipelined transaction of the async pool (shared/infra/aiodb.transaction),
+    without waiting for a result: an expired key is taken back, then the key is inserted. A live
+    key makes that INSERT fail when the transaction ends (:func:`is_taken`), which rolls back."""
     now = utcnow()
-    values = {"account_id": account_id, "key": key, "digest": digest, "job_id": job_id, "now": now}
-    cursor = await aiodb.execute(conn, REMEMBER, {**values, "expires_at": now + timedelta(seconds=ttl_seconds)})
-    return await cursor.fetchone() is not None
+    await aiodb.execute(conn, _PURGE_EXPIRED, {"account_id": account_id, "key": key, "now": now})
+    row = {"account_id": account_id, "key": key, "request_hash": digest, "job_id": job_id, "created_at": now}
+    await aiodb.execute(conn, _CLAIM, {**row, "expires_at": now + timedelta(seconds=ttl_seconds)})
+
+
+def is_taken(exc: BaseException) -> bool:
+    """``exc`` is the unique violation of a key that another request holds (``remember_async``)."""
+    return isinstance(exc, psycopg.errors.UniqueViolation) and exc.diag.table_name == _KEYS.name
 
 
 def forget(session: Session, account_id: uuid.UUID, key: str) -> None:

@@ -266,17 +266,20 @@ async def _insert_async(
         await aiodb.fetch(_INSERT_JOB_Q, row)  # one statement, atomic on its own
         return True
     try:
-        async with aiodb.transaction() as conn:
+        async with aiodb.transaction() as conn:  # one round trip: nothing is read before the COMMIT
             await aiodb.execute(conn, _INSERT_JOB_Q, row)
-            ttl = settings.idempotency_ttl_seconds
-            if key and not await idempotency.remember_async(conn, job.account_id, key, digest, job.id, ttl):
-                raise _KeyTaken  # rolls back
+            if key:
+                await idempotency.remember_async(
+                    conn, job.account_id, key, digest, job.id, settings.idempotency_ttl_seconds
+                )
             for delivery in owed:
                 await aiodb.execute(
                     conn, _INSERT_DELIVERY, {c.key: getattr(delivery, c.key) for c in _DELIVERY_COLUMNS}
                 )
-    except _KeyTaken:
-        return False
+    except Exception as exc:
+        if key and idempotency.is_taken(exc):
+            return False  # rolled back
+        raise
     return True
 
 
@@ -305,10 +308,6 @@ async def read_async(job_id: uuid.UUID) -> tuple[Job, Sound | None] | None:
     if row["sounds_id"] is not None:
         sound = Sound.model_validate({c.key: row[f"sounds_{c.name}"] for c in _SOUNDS.c})
     return job, sound
-
-
-class _KeyTaken(Exception):
-    """Rolls back a submission whose idempotency key a concurrent request took first."""
 
 
 async def _release_async(client: Any, job: Job) -> None:
