@@ -426,3 +426,38 @@ def test_submit_with_the_broker_down_fails_the_row_and_frees_the_key(account, re
         assert job.status is JobStatus.failed and job.error == "queue unavailable at submit"
         assert s.get(IdempotencyKey, (account.id, key)) is None
     assert stream(redis_client, job.id) == ["job.queued", "job.failed"]
+
+
+def test_submit_async_writes_the_row_submit_would_and_reads_it_back(account, redis_client):
+    """The API's async path (psycopg's pool, Core statements compiled once) stores every column
+    as the ORM does: JSONB params and lists, the status enum, timestamps; read_async gives it back."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    settings = get_settings()
+    request = GenerationCreate(model="music", prompt="a bright brass fanfare", duration=1.0, priority=7)
+
+    async def submit_and_read():
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            made = await jobs.submit_async(
+                redis_client=client, account=account, request=request, catalog=get_catalog(settings), settings=settings
+            )
+            return made, await jobs.read_async(made.job.id), await jobs.read_async(uuid.uuid4())
+        finally:
+            await client.aclose()
+            from shared.infra import aiodb
+
+            await aiodb.close_pools()
+
+    made, (read, sound), missing = asyncio.run(submit_and_read())
+    assert missing is None and sound is None and not made.replayed
+    with Session(get_engine()) as s:
+        stored = s.get(Job, made.job.id)
+        assert stored is not None
+        assert stored.status is JobStatus.queued and read.status is JobStatus.queued
+        assert stored.params == read.params == made.job.params and stored.params["prompt"] == "a bright brass fanfare"
+        assert stored.created_at == read.created_at == made.job.created_at
+        assert (stored.priority, stored.webhook_events, stored.attempt_log) == (7, [], [])
+        assert read.model_dump() == stored.model_dump()
