@@ -12,23 +12,10 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from sqlmodel import Session
 
 from shared.domain.events import TERMINAL_EVENTS, channel, stream_key
-from shared.domain.models import Job, Sound
-from shared.infra.db import get_engine
 
 DB_LOOK_EVERY = 5.0  # seconds between database looks while following a job
-
-
-def job_row(job_id) -> tuple[Job, Sound | None] | None:
-    """The job and its sound as the database has them now (a fresh session: nothing cached). Sync:
-    call it through run_in_threadpool."""
-    with Session(get_engine(), expire_on_commit=False) as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            return None
-        return job, s.get(Sound, job.result_sound_id) if job.result_sound_id else None
 
 
 @dataclass

@@ -26,7 +26,7 @@ from api import live
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep, SettingsDep
 from api.owned import owned_job
-from shared.domain import events
+from shared.domain import events, jobs
 from shared.domain.models import TERMINAL_STATUSES, Job, Sound
 
 router = APIRouter(tags=["jobs"])
@@ -67,7 +67,7 @@ async def _follow(job_id: uuid.UUID, last: str, redis_url: str, base: str) -> As
                         return
                 if batch or anyio.current_time() < next_look:
                     continue
-                snapshot = await run_in_threadpool(live.job_row, job_id)
+                snapshot = await jobs.read_async(job_id)
                 next_look = anyio.current_time() + live.DB_LOOK_EVERY
                 if snapshot is None:
                     return
@@ -82,7 +82,7 @@ async def _follow(job_id: uuid.UUID, last: str, redis_url: str, base: str) -> As
         # Redis unreachable: follow the row instead (status changes, without ids).
         seen = None
         while True:
-            snapshot = await run_in_threadpool(live.job_row, job_id)
+            snapshot = await jobs.read_async(job_id)
             if snapshot is None:
                 return
             if snapshot[0].status != seen:
