@@ -12,7 +12,7 @@ from sqlmodel import Session
 from api.auth import CurrentPrincipal, OptionalPrincipal, Principal, signed_in
 from api.deps import SessionDep, SettingsDep
 from api.problems import ProblemException
-from shared.domain import library
+from shared.domain import jobs, library
 from shared.domain.models import Job, Sound
 
 
@@ -21,6 +21,14 @@ def owned_job(session: Session, job_id: uuid.UUID, principal: Principal) -> Job:
     if job is None or not principal.owns(job.account_id):
         raise ProblemException(404, f"no job {job_id}")
     return job
+
+
+async def owned_job_async(job_id: uuid.UUID, principal: Principal) -> tuple[Job, Sound | None]:
+    """``owned_job`` on the async pool, with the job's sound (jobs.read_async)."""
+    found = await jobs.read_async(job_id)
+    if found is None or not principal.owns(found[0].account_id):
+        raise ProblemException(404, f"no job {job_id}")
+    return found
 
 
 def owned_sound(sound_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipal, settings: SettingsDep) -> Sound:

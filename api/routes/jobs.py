@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep
-from api.owned import OwnedJob
+from api.owned import OwnedJob, owned_job_async
 from api.presenters import job_out
 from api.problems import ProblemException
 from shared.domain import jobs, jobview
@@ -32,10 +32,8 @@ def present(request: Request, session: Session, job: Job) -> JobOut:
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, name="get_job")
 async def get_job(job_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> Response:
     """The job as it stands now (one statement on the async pool: the route clients poll)."""
-    found = await jobs.read_async(job_id)
-    if found is None or not principal.owns(found[0].account_id):
-        raise ProblemException(404, f"no job {job_id}")
-    body = jobview.job_out(*found, base_url=str(request.base_url)).model_dump_json()
+    job, sound = await owned_job_async(job_id, principal)
+    body = jobview.job_out(job, sound, base_url=str(request.base_url)).model_dump_json()
     return Response(body, media_type="application/json")
 
 
