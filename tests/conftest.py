@@ -64,6 +64,11 @@ TEST_ENV = {
     # Workers take jobs without first generating their models' warm-up clips (2 s and 12 s of tiny
     # MusicGen/AudioGen: 5-30 s a model at every worker start); the tests of warm-up turn it on.
     "SOUNDBOX_WARMUP": "false",
+    # One compute thread per process: the suite runs several processes on few cores, and torch's
+    # OpenMP threads (and OpenBLAS's) spin against each other there; two tiny-MusicGen warm-ups side
+    # by side took 30 s of CPU each with the default threads and 5.5 s with one.
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
     "PYTHONUNBUFFERED": "1",  # worker and API logs reach their files as they happen
     # Short timers so recovery after a killed worker happens within a test.
     "SOUNDBOX_JOB_LEASE_SECONDS": "6",
