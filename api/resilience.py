@@ -73,7 +73,8 @@ class Admission:
                 return
             self.waiting += 1
             try:
-                await asyncio.wait_for(slots.acquire(), self.queue_wait)
+                async with asyncio.timeout(self.queue_wait):  # no task per waiter, unlike wait_for
+                    await slots.acquire()
             except TimeoutError:
                 await self._refuse(scope, send, "waited too long")
                 return
