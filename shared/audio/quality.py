@@ -125,8 +125,9 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "music": {},
     # noise is what rain, wind and fire are made of; steady air and hiss can be the sound itself
     "sfx": {"max_noisiness": 1.0, "hiss_ratio": 0.75, "hiss_ratio_rising": 0.3, "tail_ratio": 0.45, "dc_ratio": 0.3},
-    # speech pauses between sentences; breath and fricatives are noise
-    "speech": {"max_noisiness": 0.35, "hiss_ratio": 0.3, "tail_ratio": 0.4},
+    # speech pauses between sentences; breath and fricatives are noise; crackle in speech is a
+    # defect, not a texture (its glottal pulses ring on and are rejected as clicks anyway)
+    "speech": {"max_noisiness": 0.35, "hiss_ratio": 0.3, "tail_ratio": 0.4, "click_texture_rate": 1e9},
 }
 DEFAULT_THRESHOLDS: dict[str, QualityThresholds] = {
     kind: replace(QualityThresholds(), **values) for kind, values in _KIND_DEFAULTS.items()
