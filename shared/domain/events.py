@@ -17,7 +17,6 @@ Event types (``EventType``, shared/domain/schemas.py): ``job.queued``, ``job.sta
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import redis
 import structlog
 
@@ -154,7 +154,7 @@ def publish_commands(pipe: Any, event: Event, ttl_seconds: int) -> None:
     """``publish``'s Redis commands for one event, queued in the caller's pipeline (an asyncio
     pipeline too: shared/domain/jobs.submit_async sends the event and the task in one round trip)."""
     key = stream_key(event.job_id)
-    pipe.xadd(key, {"type": event.type, "event": json.dumps(event.envelope)}, maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.xadd(key, {"type": event.type, "event": orjson.dumps(event.envelope)}, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.expire(key, ttl_seconds)
     pipe.publish(channel(event.job_id), event.type)
     limits.on_event(pipe, event.job_id, event.account_id, event.type)
@@ -182,7 +182,7 @@ async def publish_and_send(client: Any, event: Event, ttl_seconds: int, list_key
     ``redis.asyncio`` client (shared/domain/jobs.submit_async): listeners always see job.queued
     first, and a task is never sent without it."""
     keys = [stream_key(event.job_id), list_key]
-    args = [event.type, json.dumps(event.envelope), STREAM_MAXLEN, ttl_seconds, channel(event.job_id), message]
+    args = [event.type, orjson.dumps(event.envelope), STREAM_MAXLEN, ttl_seconds, channel(event.job_id), message]
     await _publish_and_send_script(client)(keys=keys, args=args)
 
 

@@ -8,11 +8,11 @@ task whose worker dies is delivered again after the visibility timeout.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import uuid
 
+import orjson
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -82,7 +82,7 @@ def job_message(job_id: str, queue: str, priority: int) -> tuple[str, bytes]:
     step = broker_priority(priority)
     key = queue if step == 0 else f"{queue}:{step}"  # kombu: one list per priority step, sep ":"
     embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-    body = base64.b64encode(json.dumps([[job_id], {}, embed]).encode()).decode()
+    body = base64.b64encode(orjson.dumps([[job_id], {}, embed])).decode()
     message = {
         "body": body,
         "content-encoding": "utf-8",
@@ -117,4 +117,4 @@ def job_message(job_id: str, queue: str, priority: int) -> tuple[str, bytes]:
             "delivery_tag": str(uuid.uuid4()),
         },
     }
-    return key, json.dumps(message).encode()
+    return key, orjson.dumps(message)
