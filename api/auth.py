@@ -12,13 +12,13 @@ import structlog
 from cachetools import TTLCache
 from fastapi import Depends, Request
 
-from api.deps import AsyncRedisDep, SettingsDep
+from api.deps import get_async_redis
 from api.problems import ProblemException
 from shared.domain import limits
 from shared.domain.accounts import account_for_key, account_for_key_async, anonymous_account_async, hash_key
 from shared.domain.models import Account
 from shared.infra.ratelimit import TokenBucket
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 log = structlog.get_logger()
 
@@ -109,9 +109,10 @@ def forget_keys() -> None:
             _key_cache.clear()
 
 
-async def current_principal(request: Request, settings: SettingsDep) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """Who is calling, without a thread hop: keys and the anonymous account are cached for
     ``api_key_cache_seconds``; a miss is one statement on the async pool (shared/infra/aiodb.py)."""
+    settings = get_settings()
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -133,11 +134,11 @@ async def current_principal(request: Request, settings: SettingsDep) -> Principa
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def optional_principal(request: Request, settings: SettingsDep) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     """The caller when it sends a key (a bad key is still 401) or anonymous access is on; None otherwise.
     For routes that answer without a key (public and unlisted sounds, the public library)."""
-    if request.headers.get("authorization") or settings.allow_anonymous:
-        return await current_principal(request, settings)
+    if request.headers.get("authorization") or get_settings().allow_anonymous:
+        return await current_principal(request)
     return None
 
 
@@ -170,16 +171,12 @@ def rate_limit(route_class: str, optional: bool = False):
     for routers that answer without a key; keyless callers count by client address). Async: one
     EVALSHA on the event loop, no thread hop."""
 
-    async def charge(
-        request: Request, principal: CurrentPrincipal, settings: SettingsDep, redis: AsyncRedisDep
-    ) -> None:
-        await _charge(request, principal.key, route_class, settings, redis)
+    async def charge(request: Request, principal: CurrentPrincipal) -> None:
+        await _charge(request, principal.key, route_class)
 
-    async def charge_optional(
-        request: Request, principal: OptionalPrincipal, settings: SettingsDep, redis: AsyncRedisDep
-    ) -> None:
+    async def charge_optional(request: Request, principal: OptionalPrincipal) -> None:
         host = request.client.host if request.client else "unknown"
-        await _charge(request, principal.key if principal else f"anon:{host}", route_class, settings, redis)
+        await _charge(request, principal.key if principal else f"anon:{host}", route_class)
 
     return Depends(charge_optional if optional else charge)
 
@@ -195,10 +192,11 @@ def _bucket_key(route_class: str, caller: str) -> str:
     return f"soundbox:ratelimit:{route_class}:{caller}"
 
 
-async def _charge(request: Request, key: str, route_class: str, settings, redis) -> None:
+async def _charge(request: Request, key: str, route_class: str) -> None:
+    settings = get_settings()
     limit, per = settings.rate_limits.get(route_class, settings.rate_limits["read"])
     try:
-        result = await _bucket(redis).take_async(_bucket_key(route_class, key), limit, per)
+        result = await _bucket(await get_async_redis()).take_async(_bucket_key(route_class, key), limit, per)
     except Exception as exc:  # Redis trouble must not take the API down: fail open, loudly
         log.warning("rate limiter unavailable", error=str(exc))
         return

@@ -44,8 +44,12 @@ async def settings_dep() -> Settings:
     return get_settings()
 
 
-async def get_async_redis(settings: Annotated[Settings, Depends(settings_dep)]) -> aioredis.Redis:
-    return _async_redis(settings.redis_url)
+# The async dependencies below read the settings themselves instead of depending on
+# ``settings_dep``: FastAPI solves a sub-dependency (cached or not) with a call of its own per request.
+
+
+async def get_async_redis() -> aioredis.Redis:
+    return _async_redis(get_settings().redis_url)
 
 
 @lru_cache
@@ -64,7 +68,8 @@ def get_object_store(settings: Annotated[Settings, Depends(get_settings)]) -> Ob
 _catalogs: dict[int, tuple[Settings, dict[str, ModelSpec]]] = {}
 
 
-async def get_models(settings: Annotated[Settings, Depends(settings_dep)]) -> dict[str, ModelSpec]:
+async def get_models() -> dict[str, ModelSpec]:
+    settings = get_settings()
     held = _catalogs.get(id(settings))
     if held is None or held[0] is not settings:  # built once per settings object (a process has one)
         held = _catalogs[id(settings)] = (settings, get_catalog(settings))

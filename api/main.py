@@ -24,7 +24,7 @@ from api.auth import current_principal, rate_limit, require_admin
 from api.deps import SettingsDep
 from api.resilience import (
     Admission,
-    DeclaredBodyLimit,
+    BodyLimit,
     Liveness,
     document_not_found,
     install_outage_handlers,
@@ -85,7 +85,7 @@ def _metrics_route(app: FastAPI) -> None:
         """Prometheus text format, for an admin key or SOUNDBOX_METRICS_TOKEN."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not (settings.metrics_token and token == settings.metrics_token):
-            require_admin(await current_principal(request, settings))
+            require_admin(await current_principal(request))
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -176,8 +176,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class _App(FastAPI):
-    def build_middleware_stack(self):  # liveness and a declared oversize body are answered outside everything else
-        return Liveness(DeclaredBodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes))
+    def build_middleware_stack(self):  # liveness and an oversize body are answered outside everything else
+        return Liveness(BodyLimit(super().build_middleware_stack(), get_settings().max_body_bytes))
 
 
 def _studio(app: FastAPI) -> None:
@@ -197,9 +197,8 @@ def create_app() -> FastAPI:
         title="Sound Box",
         version="0.1.0",
         description=DESCRIPTION,
-        max_body_size=get_settings().max_body_bytes or None,
         lifespan=_lifespan,
-    )  # 413 before a larger body is read
+    )
     problems.install(app)
     install_outage_handlers(app)  # database and Redis errors: 503 naming which
     for router, route_class, admin_only in ROUTES:

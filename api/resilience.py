@@ -5,9 +5,8 @@
   beyond that a request gets 503 with ``Retry-After`` at once instead of piling up in the
   database pool and the thread pool until everything times out. Health routes are exempt: the
   liveness probe answers whatever the load.
-- Bodies over ``max_body_bytes`` get 413 from FastAPI's own ``max_body_size`` (Starlette's
-  RequestBodyLimitMiddleware): from ``Content-Length`` before anything is read, or as soon as a
-  streamed body crosses the limit.
+- Bodies over ``max_body_bytes`` get 413 (:class:`BodyLimit`): from ``Content-Length`` before
+  anything is read, or as soon as a streamed body crosses the limit.
 - :func:`install_outage_handlers` turns an unreachable PostgreSQL or Redis into 503 with
   ``Retry-After`` and a problem body naming which (``"unavailable": "database"``), on every route.
 - the Allow header of OPTIONS and 405 answers lives with the other error answers (api/problems.py: allowed_methods).
@@ -20,7 +19,7 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -146,27 +145,40 @@ class Liveness:
         await self.app(scope, receive, send)
 
 
-class DeclaredBodyLimit:
-    """413 problem+json at once for a ``Content-Length`` over ``limit``; nothing of the body is
-    read. (A streamed body that crosses the limit is stopped by FastAPI's ``max_body_size``.)"""
+class BodyLimit:
+    """Request bodies of at most ``limit`` bytes (0: no limit). A ``Content-Length`` over it gets
+    413 problem+json at once, with nothing of the body read. Any other body is counted as it is
+    read, and the read that crosses the limit raises a 413 the app's error handlers answer
+    (FastAPI's own ``max_body_size`` does the same with three more layers per request)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.limit > 0:
-            declared = dict(scope.get("headers") or []).get(b"content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-                await _send_problem(
-                    send,
-                    413,
-                    "Content Too Large",
-                    f"the request body is larger than {self.limit} bytes",
-                    scope["path"],
-                    limit=self.limit,
-                )
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or self.limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if declared is None or (declared.isdigit() and int(declared) <= self.limit):
+            await self.app(scope, self._counted(receive), send)
+        else:
+            await _send_problem(send, 413, "Content Too Large", self._detail(), scope["path"], limit=self.limit)
+
+    def _detail(self) -> str:
+        return f"the request body is larger than {self.limit} bytes"
+
+    def _counted(self, receive: Receive) -> Receive:
+        read = 0
+
+        async def counted() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self.limit:
+                raise HTTPException(413, self._detail())
+            return message
+
+        return counted
 
 
 # --- outages ---------------------------------------------------------------------------------------
