@@ -221,7 +221,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     # Load and faults (api/resilience.py, shared/infra/db.py)
     max_body_bytes: int = Field(1_000_000, ge=0, description="Request bodies larger than this get 413 (0: no limit).")
-    api_max_in_flight: int = Field(24, ge=0, description="Requests one API process works on at once (0: no limit).")
+    api_max_in_flight: int = Field(
+        32,
+        ge=0,
+        description="Requests one API process works on at once (0: no limit). Twice the async pool: a "
+        "request is on a connection or next in line for one, and rarely waits here (a wait costs CPU).",
+    )
     api_max_queued: int = Field(
         256, ge=0, description="Requests waiting for a slot beyond those; more get 503 at once."
     )
