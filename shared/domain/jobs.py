@@ -155,7 +155,7 @@ def submit(
     if key and (earlier := idempotency.lookup(session, account.id, key)) is not None:
         return Submission(idempotency.replay(session, earlier, plan.digest, key), replayed=True)
     client = events.redis_client()
-    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs)
+    adm = limits.admission(job, plan.tier_name, plan.tier, settings.max_queued_jobs)
     try:
         reply = _admit_script(client)(keys=adm.keys, args=adm.args)
     except redis.RedisError as exc:
@@ -226,7 +226,7 @@ async def submit_async(
     job = plan.job
     if key and (earlier := await idempotency.lookup_async(account.id, key)) is not None:
         return await _replay_async(earlier, plan.digest, key)
-    adm = limits.admission(job.id, account.id, plan.tier_name, plan.tier, settings.max_queued_jobs, bucket)
+    adm = limits.admission(job, plan.tier_name, plan.tier, settings.max_queued_jobs, bucket)
     rate = limits.verdict(
         adm, await _admit_script(redis_client)(keys=adm.keys, args=adm.args), settings.max_queued_jobs
     )

@@ -112,3 +112,29 @@ def test_the_sweep_repairs_drifted_counters(counted_api, redis_client):
     assert held == {r.json()["id"] for r in made}
     _finish_all(made)
     assert limits.counts(redis_client, account)["pending"] == 0
+
+
+def test_the_sweep_leaves_true_counters_alone_and_spares_fresh_admissions(counted_api, redis_client):
+    """Counts first: a healthy state needs no rebuild; an entry newer than its row (an admission
+    whose commit is under way) is never taken back, one older than the grace that stands for no
+    pending job is."""
+    from shared.domain import limits
+    from shared.infra.db import session_scope
+
+    key = make_key("settled", "free")
+    account = _account_of(key)
+    with httpx.Client(base_url=counted_api, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        made = c.post("/v1/generations", json=BODY)
+        assert made.status_code == 202
+    with session_scope() as s:
+        limits.sweep(s, redis_client)  # whatever other tests left behind
+    with session_scope() as s:
+        assert limits.sweep(s, redis_client) == limits.SweepReport(0, 0)
+    pending = limits.pending_key(account)
+    fresh, old = str(uuid.uuid4()), str(uuid.uuid4())
+    redis_client.zadd(pending, {fresh: time.time(), old: time.time() - 120})
+    with session_scope() as s:
+        assert limits.sweep(s, redis_client) == limits.SweepReport(added=0, removed=1)
+    assert {m.decode() for m in redis_client.zrange(pending, 0, -1)} == {made.json()["id"], fresh}
+    redis_client.zrem(pending, fresh)
+    _finish_all([made])
