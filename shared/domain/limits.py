@@ -229,13 +229,12 @@ def sweep(session: Session, client: Any, grace_seconds: float = SWEEP_GRACE) -> 
     if not drifted:
         return SweepReport()
     since = datetime.fromtimestamp(now - WINDOW, UTC)
-    pending_rows = session.exec(
-        select(col(Job.id), col(Job.account_id), col(Job.status), col(Job.created_at)).where(
-            col(Job.status).in_(_PENDING)
-        )
-    ).all()
+    mine = col(Job.account_id).in_(_accounts_of(drifted))  # the queued set needs every account's rows
+    pending = select(col(Job.id), col(Job.account_id), col(Job.status), col(Job.created_at))
+    pending = pending.where(col(Job.status).in_(_PENDING), *([] if QUEUED_KEY in drifted else [mine]))
+    pending_rows = session.exec(pending).all()
     hourly_rows = session.exec(
-        select(col(Job.id), col(Job.account_id), col(Job.created_at)).where(col(Job.created_at) > since)
+        select(col(Job.id), col(Job.account_id), col(Job.created_at)).where(col(Job.created_at) > since, mine)
     ).all()
     truth: dict[str, dict[str, float]] = {}  # redis key -> {member: score}
 
@@ -270,6 +269,17 @@ def sweep(session: Session, client: Any, grace_seconds: float = SWEEP_GRACE) -> 
 
 
 _PENDING = (JobStatus.queued, JobStatus.running)
+
+
+def _accounts_of(keys: set[str]) -> list[uuid.UUID]:
+    """The accounts of per-account keys (``…:pending:<id>``, ``…:hourly:<id>``); others are skipped."""
+    found = []
+    for key in keys:
+        try:
+            found.append(uuid.UUID(key.rsplit(":", 1)[1]))
+        except ValueError:
+            continue
+    return found
 
 
 def _drifted(session: Session, client: Any, *, cut: float, since: float) -> set[str]:
